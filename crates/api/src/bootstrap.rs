@@ -1,0 +1,47 @@
+//! The first admin: on a database with no users, create `bootstrap.admin_username` with the
+//! configured password, or with a generated one that is shown once.
+
+use asyncstatus_auth::password::hash_password;
+use asyncstatus_domain::ADMIN_ROLE;
+use asyncstatus_persistence::{now_micros, Store, StoreError};
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::settings::Settings;
+
+/// The admin created on this start, if any.
+#[derive(Debug, Clone)]
+pub struct CreatedAdmin {
+    pub username: String,
+    /// Set when the password was generated (it is shown once, then only its hash exists).
+    pub generated_password: Option<String>,
+}
+
+/// Creates the first admin when there are no users; `None` when users already exist.
+pub fn ensure_admin(
+    store: &Store,
+    settings: &Settings,
+) -> Result<Option<CreatedAdmin>, StoreError> {
+    if store.count_users()? > 0 {
+        return Ok(None);
+    }
+    let username = settings.bootstrap.admin_username.clone();
+    let (password, generated) = match &settings.bootstrap.admin_password {
+        Some(p) if !p.expose().is_empty() => (p.expose().to_owned(), false),
+        _ => (Alphanumeric.sample_string(&mut rand::rng(), 24), true),
+    };
+    match store.add_user(
+        &username,
+        &hash_password(&password),
+        ADMIN_ROLE,
+        now_micros(),
+    ) {
+        Ok(()) => {}
+        // Another replica bootstrapped at the same moment: theirs stands.
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    Ok(Some(CreatedAdmin {
+        username,
+        generated_password: generated.then_some(password),
+    }))
+}

@@ -1,0 +1,151 @@
+//! The one place where errors become HTTP: every lower error (domain, store, auth, bad input)
+//! maps to a status and an alert text here. The user reads a clear sentence; the log gets the
+//! cause for the 5xx answers.
+
+use std::time::Duration;
+
+use actix_web::http::header::{ALLOW, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use asyncstatus_auth::AuthError;
+use asyncstatus_persistence::StoreError;
+
+use super::response::{json_with, Alert, Envelope};
+
+/// The exact Traffic Ops text for an unsupported API version.
+pub const VERSION_NOT_IMPLEMENTED: &str = "The requested api version is not implemented by this server. If you are using a newer client with an older server, you will need to use an older client version or upgrade your server.";
+
+/// An error answer: a status, the alert text the user sees, and the headers some statuses need.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    text: String,
+    retry_after: Option<Duration>,
+    allow: Option<&'static str>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.text)
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, text: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            text: text.into(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+    pub fn bad_request(text: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, text)
+    }
+    pub fn not_found(text: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, text)
+    }
+    pub fn conflict(text: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, text)
+    }
+    pub fn unauthorized() -> Self {
+        AuthError::Unauthorized.into()
+    }
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed here; allowed: {allow}"),
+        );
+        e.allow = Some(allow);
+        e
+    }
+    /// 404 for a path no route serves, in Traffic Ops' words.
+    pub fn no_such_path(path: &str) -> Self {
+        Self::not_found(format!("The requested path '{path}' does not exist."))
+    }
+    /// 501 for an API version we do not serve.
+    pub fn version_not_implemented() -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, VERSION_NOT_IMPLEMENTED)
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    }
+    /// 503, logged with its cause.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(cause = %cause, "answering 503");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable; try again shortly",
+        );
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+    /// 500, logged with its cause; the user sees no internals.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %cause, "answering 500");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    }
+
+    /// The alert text (for tests and logs).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            StoreError::Conflict(text) => ApiError::conflict(text),
+            StoreError::Unavailable(_) => ApiError::unavailable(e),
+            StoreError::Query { .. } | StoreError::Corrupt(_) | StoreError::Setup(_) => {
+                ApiError::internal(e)
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let status = match &e {
+            AuthError::MissingCredentials => StatusCode::BAD_REQUEST,
+            AuthError::BadCredentials | AuthError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthError::Throttled { retry_after } => {
+                let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string());
+                err.retry_after = Some(*retry_after);
+                return err;
+            }
+            AuthError::Store(_) => match e {
+                AuthError::Store(store) => return store.into(),
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            AuthError::Issue(_) => return ApiError::internal(e),
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up so a client never comes back too early.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            builder.insert_header((RETRY_AFTER, secs.max(1)));
+        }
+        if let Some(allow) = self.allow {
+            builder.insert_header((ALLOW, allow));
+        }
+        json_with(builder, &Envelope::alert(Alert::error(self.text.clone())))
+    }
+}

@@ -1,0 +1,177 @@
+//! `async_status` and `async_status/{id}`: read, list, create, update, delete.
+
+use std::str::FromStr;
+
+use actix_web::http::header::{LOCATION, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use asyncstatus_domain::list::parse_int;
+use asyncstatus_domain::{
+    validate_message, AsyncStatus, JobStatus, JobUpdate, ListQuery, Permission, TransitionError,
+};
+use asyncstatus_persistence::{now_micros, UpdateOutcome};
+
+use crate::http::error::ApiError;
+use crate::http::extract::{json_object, read_body, string_field, ApiVersion, Authenticated};
+use crate::http::response::{json, json_with, Alert, Envelope, JobJson, Summary};
+use crate::state::{blocking, AppState};
+
+const NOT_FOUND: &str = "async status not found";
+
+/// The `id` path parameter as Traffic Ops parses it.
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    parse_int(raw).ok_or_else(|| {
+        ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
+    })
+}
+
+/// A job answer; `PENDING` ones carry `Retry-After` with the poll hint.
+fn job_response(
+    state: &AppState,
+    mut builder: actix_web::HttpResponseBuilder,
+    job: &AsyncStatus,
+    alert: Option<Alert>,
+) -> HttpResponse {
+    if job.status == JobStatus::Pending {
+        builder.insert_header((RETRY_AFTER, state.settings.jobs.poll_hint.as_secs().max(1)));
+    }
+    let envelope = Envelope {
+        alerts: alert.map(|a| vec![a]),
+        response: Some(JobJson::from(job)),
+        summary: None,
+    };
+    json_with(builder, &envelope)
+}
+
+/// The optional `message` of a create or update body, validated.
+fn message_field(
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<String>, ApiError> {
+    let message = string_field(body, "message")?;
+    if let Some(m) = message {
+        validate_message(m).map_err(|e| ApiError::bad_request(format!("'message': {e}")))?;
+    }
+    Ok(message.map(str::to_owned))
+}
+
+/// `GET async_status/{id}`.
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_READ])?;
+    let id = parse_id(&id)?;
+    let worker = state.clone();
+    let job = blocking(move || worker.store.get_job(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    Ok(job_response(&state, HttpResponse::Ok(), &job, None))
+}
+
+/// `GET async_status`: filters, order and paging as Traffic Ops list endpoints take them.
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_READ])?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let query = ListQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    let worker = state.clone();
+    let (jobs, count) = blocking(move || worker.store.list_jobs(&query)).await?;
+    let envelope = Envelope {
+        alerts: None,
+        response: Some(jobs.iter().map(JobJson::from).collect::<Vec<_>>()),
+        summary: Some(Summary { count }),
+    };
+    Ok(json(StatusCode::OK, &envelope))
+}
+
+/// `POST async_status` with `{"message": …}`: starts a `PENDING` job; 202 with `Location`.
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    version: ApiVersion,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_CREATE])?;
+    let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
+    let message = message_field(&json_object(&body, true)?)?;
+    let worker = state.clone();
+    let job = blocking(move || worker.store.create_job(message.as_deref(), now_micros())).await?;
+    let location = format!("/api/{}/async_status/{}", version.0, job.id);
+    let alert = Alert::success(format!(
+        "Async job {} created. See {location} for its status.",
+        job.id
+    ));
+    let mut builder = HttpResponse::Accepted();
+    builder.insert_header((LOCATION, location));
+    Ok(job_response(&state, builder, &job, Some(alert)))
+}
+
+/// `PUT async_status/{id}` with `{"status": …, "message": …}`.
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_UPDATE])?;
+    let id = parse_id(&id)?;
+    let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
+    let body = json_object(&body, false)?;
+    let status = string_field(&body, "status")?
+        .ok_or_else(|| ApiError::bad_request("'status' is required"))?;
+    let status =
+        JobStatus::from_str(status).map_err(|e| ApiError::bad_request(format!("'status': {e}")))?;
+    let update = JobUpdate {
+        status,
+        message: message_field(&body)?,
+    };
+    let worker = state.clone();
+    let outcome = blocking(move || worker.store.update_job(id, &update, now_micros())).await?;
+    match outcome {
+        UpdateOutcome::Updated(job) => {
+            let text = if job.status.is_final() {
+                format!("Async job {} finished as {}.", job.id, job.status)
+            } else {
+                format!("Async job {} updated.", job.id)
+            };
+            Ok(job_response(
+                &state,
+                HttpResponse::Ok(),
+                &job,
+                Some(Alert::success(text)),
+            ))
+        }
+        UpdateOutcome::NotFound => Err(ApiError::not_found(NOT_FOUND)),
+        UpdateOutcome::Finished(done) => Err(ApiError::conflict(
+            TransitionError::AlreadyFinished(done).to_string(),
+        )),
+    }
+}
+
+/// `DELETE async_status/{id}`.
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_DELETE])?;
+    let id = parse_id(&id)?;
+    let worker = state.clone();
+    if blocking(move || worker.store.delete_job(id)).await? {
+        Ok(json(
+            StatusCode::OK,
+            &Envelope::alert(Alert::success(format!("Async job {id} deleted."))),
+        ))
+    } else {
+        Err(ApiError::not_found(NOT_FOUND))
+    }
+}

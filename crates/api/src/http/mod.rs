@@ -1,0 +1,143 @@
+//! The HTTP surface: version routing (`/api/{4.0,4.1,5.0}`, 501 for any other version), 404
+//! for unknown paths, 405 with `Allow`, and the middleware for Traffic Ops' headers, gzip, the
+//! sliding session cookie and the access log.
+
+pub mod error;
+pub mod extract;
+pub mod jobs;
+pub mod ops;
+pub mod response;
+pub mod users;
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Compress, DefaultHeaders, Next};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiVersion, RefreshedToken, RequestUser};
+use crate::state::AppState;
+
+/// The API versions served; all run the same handlers.
+pub const API_VERSIONS: [&str; 3] = ["4.0", "4.1", "5.0"];
+
+/// `X-Server-Name: asyncstatus/<version>`.
+pub const SERVER_NAME: &str = concat!("asyncstatus/", env!("CARGO_PKG_VERSION"));
+
+/// A resource whose other methods answer 405 with `Allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::method_not_allowed(req.method().as_str(), allow))
+    }))
+}
+
+/// The routes of one API version.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/ping", "GET").route(web::get().to(ops::ping)))
+        .service(resource("/user/login", "POST").route(web::post().to(users::login)))
+        .service(resource("/user/logout", "POST").route(web::post().to(users::logout)))
+        .service(resource("/user/current", "GET").route(web::get().to(users::current)))
+        .service(
+            resource("/async_status", "GET, POST")
+                .route(web::get().to(jobs::list))
+                .route(web::post().to(jobs::create)),
+        )
+        .service(
+            resource("/async_status/{id}", "GET, PUT, DELETE")
+                .route(web::get().to(jobs::get))
+                .route(web::put().to(jobs::update))
+                .route(web::delete().to(jobs::delete)),
+        );
+}
+
+async fn no_such_path(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::no_such_path(req.path()))
+}
+
+async fn version_not_implemented() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::version_not_implemented())
+}
+
+/// Every route of the service.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::bad_request(format!("malformed path parameter: {err}")).into()
+    }));
+    for version in API_VERSIONS {
+        cfg.service(
+            web::scope(&format!("/api/{version}"))
+                .app_data(ApiVersion(version))
+                .configure(api_routes)
+                .default_service(web::to(no_such_path)),
+        );
+    }
+    cfg.service(web::scope("/api").default_service(web::to(version_not_implemented)))
+        .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .default_service(web::to(no_such_path));
+}
+
+/// Sets a refreshed session cookie (sliding session) and writes the access log line.
+async fn session_and_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let mut res = next.call(req).await?;
+    let refreshed = res.request().extensions().get::<RefreshedToken>().cloned();
+    if let Some(RefreshedToken(token)) = refreshed {
+        if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+            let cookie = users::token_cookie(
+                token,
+                state.auth.tokens().ttl(),
+                state.settings.cookie_secure(),
+            );
+            if let Err(e) = res.response_mut().add_cookie(&cookie) {
+                tracing::warn!(error = %e, "setting a refreshed session cookie");
+            }
+        }
+    }
+    let user = res
+        .request()
+        .extensions()
+        .get::<RequestUser>()
+        .map(|u| u.0.clone())
+        .unwrap_or_default();
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path = %path,
+        status = res.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user = %user,
+    );
+    Ok(res)
+}
+
+/// The application with its middleware; `state` is shared by every worker.
+pub fn app(
+    state: web::Data<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(state)
+        .wrap(actix_web::middleware::from_fn(session_and_log))
+        .wrap(Compress::default())
+        .wrap(DefaultHeaders::new().add((
+            HeaderName::from_static("x-server-name"),
+            HeaderValue::from_static(SERVER_NAME),
+        )))
+        .configure(configure)
+}

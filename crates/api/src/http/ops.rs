@@ -1,0 +1,41 @@
+//! Unauthenticated operations endpoints: `ping`, `/healthz`, `/readyz`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::http::response::json as json_response;
+use crate::state::{blocking, AppState};
+
+/// `GET /api/{v}/ping` → `{"ping":"pong"}`.
+pub async fn ping() -> HttpResponse {
+    json_response(StatusCode::OK, &json!({"ping": "pong"}))
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> HttpResponse {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the database answers and no migration is pending; 503 with the reason
+/// otherwise.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let worker = state.clone();
+    let check = blocking(move || {
+        worker.store.ping()?;
+        worker.store.pending_migrations()
+    })
+    .await;
+    match check {
+        Ok(pending) if pending.is_empty() => {
+            json_response(StatusCode::OK, &json!({"status": "ready"}))
+        }
+        Ok(pending) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database migrations pending: {}", pending.join(", ")),
+        )
+        .error_response(),
+        Err(e) => e.error_response(),
+    }
+}

@@ -1,0 +1,140 @@
+//! The Traffic Ops envelope and the one function that turns a value into a JSON response:
+//! `Content-Type: application/json`, a trailing newline, and `Whole-Content-SHA512` of the
+//! uncompressed body.
+
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha512};
+
+use asyncstatus_domain::AsyncStatus;
+
+/// `Whole-Content-SHA512`.
+pub const WHOLE_CONTENT_SHA512: HeaderName = HeaderName::from_static("whole-content-sha512");
+
+/// An alert's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Success,
+    #[allow(dead_code)]
+    Info,
+    #[allow(dead_code)]
+    Warning,
+    Error,
+}
+
+/// One alert: `{"level": "...", "text": "..."}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    pub level: Level,
+    pub text: String,
+}
+
+impl Alert {
+    pub fn success(text: impl Into<String>) -> Self {
+        Alert {
+            level: Level::Success,
+            text: text.into(),
+        }
+    }
+    pub fn error(text: impl Into<String>) -> Self {
+        Alert {
+            level: Level::Error,
+            text: text.into(),
+        }
+    }
+}
+
+/// `summary` of list responses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub count: i64,
+}
+
+/// `{"alerts": [...], "response": ..., "summary": ...}`, each part only when present.
+#[derive(Debug, Serialize)]
+pub struct Envelope<T: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<Vec<Alert>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+impl<T: Serialize> Envelope<T> {
+    pub fn response(response: T) -> Self {
+        Envelope {
+            alerts: None,
+            response: Some(response),
+            summary: None,
+        }
+    }
+}
+
+impl Envelope<()> {
+    pub fn alert(alert: Alert) -> Self {
+        Envelope {
+            alerts: Some(vec![alert]),
+            response: None,
+            summary: None,
+        }
+    }
+}
+
+/// RFC 3339, UTC, microseconds, `Z`: `2021-02-18T17:13:56.352261Z`.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A job as Traffic Ops shows it: all five keys, in the reference page's order.
+#[derive(Debug, Serialize)]
+pub struct JobJson<'a> {
+    pub id: i64,
+    pub status: &'a str,
+    pub start_time: String,
+    pub end_time: Option<String>,
+    pub message: Option<&'a str>,
+}
+
+impl<'a> From<&'a AsyncStatus> for JobJson<'a> {
+    fn from(job: &'a AsyncStatus) -> Self {
+        JobJson {
+            id: job.id,
+            status: job.status.as_str(),
+            start_time: timestamp(job.start_time),
+            end_time: job.end_time.map(timestamp),
+            message: job.message.as_deref(),
+        }
+    }
+}
+
+/// Serializes `body` with a trailing newline and sets the Traffic Ops headers on `builder`.
+pub fn json_with(mut builder: HttpResponseBuilder, body: &impl Serialize) -> HttpResponse {
+    let mut bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a response body");
+            br#"{"alerts":[{"level":"error","text":"Internal Server Error"}]}"#.to_vec()
+        }
+    };
+    bytes.push(b'\n');
+    let digest = STANDARD.encode(Sha512::digest(&bytes));
+    builder
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((
+            WHOLE_CONTENT_SHA512,
+            HeaderValue::from_str(&digest).unwrap_or(HeaderValue::from_static("")),
+        ))
+        .body(bytes)
+}
+
+/// [`json_with`] on a fresh builder of `status`.
+pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    json_with(HttpResponse::build(status), body)
+}

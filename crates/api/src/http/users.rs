@@ -1,0 +1,107 @@
+//! `user/login`, `user/logout`, `user/current`.
+
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use crate::http::error::ApiError;
+use crate::http::extract::{
+    json_object, read_body, string_field, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
+};
+use crate::http::response::{json, json_with, Alert, Envelope};
+use crate::state::{blocking, AppState};
+
+/// The `access_token` cookie for `token`, living `max_age`.
+pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> Cookie<'static> {
+    let seconds = max_age.num_seconds();
+    Cookie::build(ACCESS_TOKEN, token)
+        .path("/")
+        .max_age(time::Duration::seconds(seconds))
+        .expires(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+/// `POST user/login` with `{"u": …, "p": …}`.
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
+    let body = json_object(&body, false)?;
+    let username = string_field(&body, "u")?.unwrap_or_default().to_owned();
+    let password = string_field(&body, "p")?.unwrap_or_default().to_owned();
+    if username.is_empty() || password.is_empty() {
+        return Err(asyncstatus_auth::AuthError::MissingCredentials.into());
+    }
+    let addr = req.peer_addr().map(|a| a.ip());
+    let _slot = state
+        .login_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(format!("login slots closed: {e}")))?;
+    let worker = state.clone();
+    let session = blocking(move || worker.auth.login(&username, &password, addr)).await?;
+    req.extensions_mut()
+        .insert(RequestUser(session.principal.username.clone()));
+    let mut builder = HttpResponse::Ok();
+    builder.cookie(token_cookie(
+        session.token,
+        state.auth.tokens().ttl(),
+        state.settings.cookie_secure(),
+    ));
+    Ok(json_with(
+        builder,
+        &Envelope::alert(Alert::success("Successfully logged in.")),
+    ))
+}
+
+/// `POST user/logout`: revokes the token and clears the cookie.
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let worker = state.clone();
+    let claims = auth.claims.clone();
+    blocking(move || worker.auth.logout(&claims)).await?;
+    req.extensions_mut().remove::<RefreshedToken>();
+    let mut expired = token_cookie(
+        String::new(),
+        chrono::Duration::zero(),
+        state.settings.cookie_secure(),
+    );
+    expired.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+    let mut builder = HttpResponse::Ok();
+    builder.cookie(expired);
+    Ok(json_with(
+        builder,
+        &Envelope::alert(Alert::success("You are logged out.")),
+    ))
+}
+
+#[derive(Serialize)]
+struct CurrentUser {
+    id: i64,
+    username: String,
+    role: String,
+    permissions: Vec<String>,
+}
+
+/// `GET user/current`: any authenticated user.
+pub async fn current(auth: Authenticated) -> HttpResponse {
+    let p = &auth.principal;
+    json(
+        StatusCode::OK,
+        &Envelope::response(CurrentUser {
+            id: p.user_id,
+            username: p.username.clone(),
+            role: p.role.clone(),
+            permissions: p.effective_permissions(),
+        }),
+    )
+}

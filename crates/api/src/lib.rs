@@ -1,0 +1,11 @@
+//! asyncstatus-api: the Traffic Ops `async_status` API and asyncstatus' additions, served by
+//! actix-web over the `persistence` and `auth` crates.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod http;
+pub mod reaper;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,65 @@
+//! The background sweep: fail jobs left `PENDING` too long, delete finished jobs past
+//! retention, forget expired token revocations. Every step is a conditional statement in the
+//! database, so several replicas may sweep at once; nothing is held in memory, so jobs of a
+//! killed process are caught by whichever replica sweeps next.
+
+use std::time::Duration;
+
+use actix_web::web;
+use asyncstatus_persistence::now_micros;
+
+use crate::http::error::ApiError;
+use crate::state::{blocking, AppState};
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    pub abandoned: usize,
+    pub purged: usize,
+}
+
+fn before(now: chrono::DateTime<chrono::Utc>, age: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::from_std(age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
+/// One sweep.
+pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
+    let state = state.clone();
+    blocking(move || {
+        let now = now_micros();
+        let jobs = &state.settings.jobs;
+        let abandoned = state
+            .store
+            .fail_stale_jobs(before(now, jobs.stale_after), now)?
+            .len();
+        let purged = if jobs.retention.is_zero() {
+            0
+        } else {
+            state
+                .store
+                .purge_finished_jobs(before(now, jobs.retention))?
+        };
+        state.store.purge_expired_revocations(now)?;
+        Ok::<_, asyncstatus_persistence::StoreError>(Sweep { abandoned, purged })
+    })
+    .await
+}
+
+/// Sweeps now and every `jobs.reaper_interval`, until the runtime stops.
+pub async fn run(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(state.settings.jobs.reaper_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match sweep(&state).await {
+            Ok(s) if s != Sweep::default() => {
+                tracing::info!(abandoned = s.abandoned, purged = s.purged, "reaper sweep")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reaper sweep failed; retrying next interval"),
+        }
+    }
+}

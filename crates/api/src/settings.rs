@@ -1,0 +1,380 @@
+//! Typed configuration: built-in defaults (`config/default.toml`, compiled in), overlaid by
+//! `config/<ASYNCSTATUS_ENV>.toml`, by `--config FILE`, and by `ASYNCSTATUS__SECTION__KEY`
+//! environment variables; validated before anything starts.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs without a config folder.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+/// The development signing secret; refused in production.
+pub const DEVELOPMENT_SECRET: &str = "asyncstatus-development-secret-do-not-use-in-production";
+
+/// A value that must never be printed or logged.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthConfig,
+    pub jobs: JobsSettings,
+    pub bootstrap: BootstrapSettings,
+    pub cors: CorsSettings,
+    pub log: LogSettings,
+    /// `ASYNCSTATUS_ENV` (development when unset).
+    #[serde(skip)]
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub pool_size: u32,
+    #[serde(with = "humantime_serde")]
+    pub checkout_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthConfig {
+    pub secrets: Vec<Secret>,
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub user_cache_ttl: Duration,
+    pub cookie_secure: bool,
+    pub login_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub login_window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobsSettings {
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reaper_interval: Duration,
+    /// Zero keeps finished jobs forever.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll_hint: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BootstrapSettings {
+    pub admin_username: String,
+    pub admin_password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// Where settings come from besides the built-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The config folder (`ASYNCSTATUS_CONFIG_DIR`, else `config/` in the working directory).
+    pub config_dir: Option<PathBuf>,
+    /// `ASYNCSTATUS_ENV`.
+    pub environment: Option<String>,
+    /// `--config FILE`.
+    pub file: Option<PathBuf>,
+    /// Read `ASYNCSTATUS__…` variables.
+    pub env_vars: bool,
+}
+
+impl Sources {
+    /// The sources of a normal run: the process environment and the working directory.
+    pub fn from_process(file: Option<PathBuf>) -> Self {
+        let config_dir = std::env::var_os("ASYNCSTATUS_CONFIG_DIR")
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("config")));
+        Sources {
+            config_dir,
+            environment: std::env::var("ASYNCSTATUS_ENV")
+                .ok()
+                .filter(|e| !e.is_empty()),
+            file,
+            env_vars: true,
+        }
+    }
+}
+
+/// A configuration problem, with the key it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct SettingsError(String);
+
+fn invalid(msg: impl Into<String>) -> SettingsError {
+    SettingsError(msg.into())
+}
+
+impl Settings {
+    /// The built-in defaults alone (what tests start from).
+    pub fn defaults() -> Result<Settings, SettingsError> {
+        Settings::load(&Sources::default())
+    }
+
+    /// Loads and validates settings from `sources`.
+    pub fn load(sources: &Sources) -> Result<Settings, SettingsError> {
+        let environment = sources
+            .environment
+            .clone()
+            .unwrap_or_else(|| "development".to_owned());
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(dir) = &sources.config_dir {
+            builder = builder
+                .add_source(File::from(dir.join("default.toml")).required(false))
+                .add_source(File::from(dir.join(format!("{environment}.toml"))).required(false));
+        }
+        if let Some(file) = &sources.file {
+            if !Path::new(file).is_file() {
+                return Err(invalid(format!(
+                    "--config {}: no such file",
+                    file.display()
+                )));
+            }
+            builder = builder.add_source(File::from(file.as_path()));
+        }
+        if sources.env_vars {
+            builder = builder.add_source(
+                Environment::with_prefix("ASYNCSTATUS")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("auth.secrets")
+                    .with_list_parse_key("cors.allowed_origins")
+                    .try_parsing(true),
+            );
+        }
+        let mut settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| invalid(e.to_string()))?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: ranges, combinations, and production safety.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        asyncstatus_persistence::DatabaseUrl::parse(self.database.url.expose())
+            .map_err(|e| invalid(format!("database.url: {e}")))?;
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size must be at least 1"));
+        }
+        if self.database.checkout_timeout.is_zero() {
+            return Err(invalid("database.checkout_timeout must be more than 0s"));
+        }
+        if self.auth.secrets.is_empty() || self.auth.secrets.iter().any(|s| s.expose().is_empty()) {
+            return Err(invalid(
+                "auth.secrets must list at least one non-empty secret (ASYNCSTATUS__AUTH__SECRETS)",
+            ));
+        }
+        if self.environment == "production" {
+            if self
+                .auth
+                .secrets
+                .iter()
+                .any(|s| s.expose() == DEVELOPMENT_SECRET)
+            {
+                return Err(invalid(
+                    "auth.secrets holds the development secret, which production refuses; \
+                     set ASYNCSTATUS__AUTH__SECRETS",
+                ));
+            }
+            if self.auth.secrets.iter().any(|s| s.expose().len() < 32) {
+                return Err(invalid(
+                    "auth.secrets must be at least 32 characters each in production",
+                ));
+            }
+        }
+        if self.auth.token_ttl < Duration::from_secs(60) {
+            return Err(invalid("auth.token_ttl must be at least 1m"));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes must be at least 1024"));
+        }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (None, None) => {}
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "server.tls_cert/tls_key: TLS is not available in this build yet; \
+                     terminate TLS in front of the service",
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    "server.tls_cert and server.tls_key must be set together",
+                ))
+            }
+        }
+        for (key, value) in [
+            ("jobs.stale_after", self.jobs.stale_after),
+            ("jobs.reaper_interval", self.jobs.reaper_interval),
+            ("auth.login_window", self.auth.login_window),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(format!("{key} must be more than 0s")));
+            }
+        }
+        asyncstatus_domain::validate_username(&self.bootstrap.admin_username)
+            .map_err(|e| invalid(format!("bootstrap.admin_username: {e}")))?;
+        Ok(())
+    }
+
+    /// Whether the `access_token` cookie carries `Secure`.
+    pub fn cookie_secure(&self) -> bool {
+        self.auth.cookie_secure || self.server.tls_cert.is_some()
+    }
+
+    /// What the authenticator needs.
+    pub fn auth_settings(&self) -> asyncstatus_auth::AuthSettings {
+        asyncstatus_auth::AuthSettings {
+            secrets: self
+                .auth
+                .secrets
+                .iter()
+                .map(|s| s.expose().to_owned())
+                .collect(),
+            token_ttl: self.auth.token_ttl,
+            user_cache_ttl: self.auth.user_cache_ttl,
+            login_max_failures: self.auth.login_max_failures,
+            login_window: self.auth.login_window,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_defaults_match_the_documented_table() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
+        assert_eq!(s.server.max_body_bytes, 1_048_576);
+        assert_eq!(s.database.url.expose(), "sqlite://data/asyncstatus.db");
+        assert_eq!(s.database.pool_size, 8);
+        assert_eq!(s.database.checkout_timeout, Duration::from_secs(5));
+        assert_eq!(s.auth.token_ttl, Duration::from_secs(6 * 3600));
+        assert_eq!(s.auth.user_cache_ttl, Duration::from_secs(5));
+        assert_eq!(s.jobs.stale_after, Duration::from_secs(15 * 60));
+        assert_eq!(s.jobs.retention, Duration::from_secs(30 * 86400));
+        assert_eq!(s.bootstrap.admin_username, "admin");
+        assert!(s.bootstrap.admin_password.is_none());
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.environment, "development");
+    }
+
+    #[test]
+    fn production_refuses_the_development_secret() {
+        let sources = Sources {
+            environment: Some("production".into()),
+            ..Sources::default()
+        };
+        let err = Settings::load(&sources).unwrap_err().to_string();
+        assert!(err.contains("auth.secrets"), "{err}");
+    }
+
+    #[test]
+    fn files_overlay_defaults() {
+        let dir = std::env::temp_dir().join(format!("asyncstatus-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("staging.toml"), "[server]\nport = 9000\n").unwrap();
+        let file = dir.join("extra.toml");
+        std::fs::write(&file, "[jobs]\nstale_after = \"2m\"\n").unwrap();
+        let s = Settings::load(&Sources {
+            config_dir: Some(dir.clone()),
+            environment: Some("staging".into()),
+            file: Some(file),
+            env_vars: false,
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(s.server.port, 9000);
+        assert_eq!(s.jobs.stale_after, Duration::from_secs(120));
+        assert_eq!(s.database.pool_size, 8, "untouched keys keep their default");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let dir =
+            std::env::temp_dir().join(format!("asyncstatus-settings-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (toml, key) in [
+            ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            ("[database]\npool_size = 0\n", "database.pool_size"),
+            ("[jobs]\nstale_after = \"soon\"\n", "stale_after"),
+            ("[auth]\nsecrets = []\n", "auth.secrets"),
+            ("[server]\ntls_cert = \"/x.pem\"\n", "tls_key"),
+        ] {
+            let file = dir.join("bad.toml");
+            std::fs::write(&file, toml).unwrap();
+            let err = Settings::load(&Sources {
+                file: Some(file),
+                ..Sources::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{toml:?} gave {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::defaults().unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(DEVELOPMENT_SECRET), "{shown}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Login, token authentication and logout against the database.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use asyncstatus_domain::DISALLOWED_ROLE;
+use asyncstatus_persistence::{now_micros, Store, UserRecord};
+
+use crate::password::{verify_password, DUMMY_HASH};
+use crate::{AuthError, Claims, LoginThrottle, Principal, TokenService};
+
+/// What the authenticator is configured with.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Signing secrets: the first signs, all verify.
+    pub secrets: Vec<String>,
+    pub token_ttl: Duration,
+    /// How long a loaded user (role, permissions, not-revoked) is trusted; zero reads the
+    /// database on every request.
+    pub user_cache_ttl: Duration,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub token: String,
+    pub claims: Claims,
+    pub principal: Principal,
+}
+
+struct Cached {
+    principal: Principal,
+    loaded: Instant,
+}
+
+/// Cached principals kept before expired ones are swept.
+const CACHE_SWEEP_AT: usize = 4096;
+
+/// Logs users in and out and turns tokens into principals.
+pub struct Authenticator {
+    store: Store,
+    tokens: TokenService,
+    throttle: LoginThrottle,
+    cache_ttl: Duration,
+    /// Principals by token id, trusted for `cache_ttl`.
+    cache: RwLock<HashMap<String, Cached>>,
+}
+
+fn principal_of(user: UserRecord) -> Principal {
+    Principal {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+        permissions: user.permissions,
+    }
+}
+
+impl Authenticator {
+    pub fn new(store: Store, settings: &AuthSettings) -> Result<Self, AuthError> {
+        Ok(Authenticator {
+            store,
+            tokens: TokenService::new(&settings.secrets, settings.token_ttl)?,
+            throttle: LoginThrottle::new(settings.login_max_failures, settings.login_window),
+            cache_ttl: settings.user_cache_ttl,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The token service (lifetime, issuing).
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
+    /// Checks a username and password (one scrypt derivation whatever the outcome) and issues
+    /// a token. Unknown user, wrong password and a disallowed role all give `BadCredentials`.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<LoggedIn, AuthError> {
+        if username.is_empty() || password.is_empty() {
+            return Err(AuthError::MissingCredentials);
+        }
+        let started = Instant::now();
+        self.throttle
+            .check(username, addr, started)
+            .map_err(|retry_after| AuthError::Throttled { retry_after })?;
+        let user = self.store.find_user(username)?;
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password_hash.as_deref())
+            .unwrap_or(DUMMY_HASH);
+        let matches = verify_password(password, hash);
+        let user = match user {
+            Some(user)
+                if matches && user.password_hash.is_some() && user.role != DISALLOWED_ROLE =>
+            {
+                user
+            }
+            _ => {
+                self.throttle.record_failure(username, addr, started);
+                return Err(AuthError::BadCredentials);
+            }
+        };
+        self.throttle.record_success(username);
+        let now = now_micros();
+        self.store.record_login(user.id, now)?;
+        let (token, claims) = self.tokens.issue(&user.username, now)?;
+        Ok(LoggedIn {
+            token,
+            claims,
+            principal: principal_of(user),
+        })
+    }
+
+    /// The principal a token stands for: the token must verify, not be revoked, and its user
+    /// must exist with a role that may log in. Loaded users are trusted for `user_cache_ttl`.
+    pub fn authenticate(&self, token: &str) -> Result<(Principal, Claims), AuthError> {
+        let claims = self.tokens.verify(token)?;
+        if !self.cache_ttl.is_zero() {
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(&claims.jti) {
+                if hit.loaded.elapsed() < self.cache_ttl {
+                    return Ok((hit.principal.clone(), claims));
+                }
+            }
+        }
+        if self.store.is_token_revoked(&claims.jti)? {
+            return Err(AuthError::Unauthorized);
+        }
+        let user = self
+            .store
+            .find_user(&claims.sub)?
+            .ok_or(AuthError::Unauthorized)?;
+        if user.role == DISALLOWED_ROLE {
+            return Err(AuthError::Unauthorized);
+        }
+        let principal = principal_of(user);
+        if !self.cache_ttl.is_zero() {
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHE_SWEEP_AT {
+                let ttl = self.cache_ttl;
+                cache.retain(|_, c| c.loaded.elapsed() < ttl);
+            }
+            cache.insert(
+                claims.jti.clone(),
+                Cached {
+                    principal: principal.clone(),
+                    loaded: Instant::now(),
+                },
+            );
+        }
+        Ok((principal, claims))
+    }
+
+    /// Revokes the token: from now on it is refused (by every replica once its cache entry,
+    /// if any, expires; by this one at once).
+    pub fn logout(&self, claims: &Claims) -> Result<(), AuthError> {
+        self.store.revoke_token(&claims.jti, claims.expires_at())?;
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&claims.jti);
+        Ok(())
+    }
+
+    /// A fresh token for the same user when `claims` has passed half its lifetime.
+    pub fn refresh(&self, claims: &Claims) -> Result<Option<(String, Claims)>, AuthError> {
+        let now = now_micros();
+        if claims.past_half_life(now) {
+            self.tokens.issue(&claims.sub, now).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}

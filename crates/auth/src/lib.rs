@@ -1,0 +1,19 @@
+//! Who is asking, and may they: Traffic Ops' scrypt passwords, HS256 tokens with secret
+//! rotation and revocation, the [`Principal`] with its permission check, login throttling, and
+//! the [`Authenticator`] that ties them to the database.
+//!
+//! Plain Rust with no web framework: the api crate adapts this to HTTP. Everything here is
+//! synchronous (password derivation is deliberately slow: run it off async workers).
+
+mod authenticator;
+mod error;
+pub mod password;
+mod principal;
+mod throttle;
+pub mod token;
+
+pub use authenticator::{AuthSettings, Authenticator, LoggedIn};
+pub use error::AuthError;
+pub use principal::Principal;
+pub use throttle::LoginThrottle;
+pub use token::{Claims, TokenService};

@@ -1,0 +1,18 @@
+//! The vocabulary of asyncstatus: jobs and their lifecycle, permissions and roles, the
+//! validation rules for names and messages, and the list-query model.
+//!
+//! This crate does no I/O and knows nothing of databases or HTTP; every rule here is a pure
+//! function, unit-tested beside its code. The crates after it in the chain
+//! (`persistence`, `auth`, `api`) use these types and never re-define them.
+
+pub mod job;
+pub mod list;
+pub mod permission;
+pub mod validate;
+
+pub use job::{AsyncStatus, JobStatus, JobUpdate, TransitionError, UnknownStatus};
+pub use list::{ListQuery, ListQueryError, OrderBy, SortOrder};
+pub use permission::{Permission, ADMIN_ROLE, DISALLOWED_ROLE, SEEDED_ROLES};
+pub use validate::{
+    validate_message, validate_role_name, validate_username, ValidationError, MAX_MESSAGE_BYTES,
+};

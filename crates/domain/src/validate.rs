@@ -1,0 +1,94 @@
+//! Validation of the names and texts users send.
+
+/// Longest job message accepted, in bytes of UTF-8.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Input that breaks a rule; the text names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("username must be 1 to 128 characters of letters, digits, '.', '_', '@' or '-'")]
+    Username,
+    #[error("role name must be 1 to 64 characters of letters, digits, '.', '_' or '-'")]
+    RoleName,
+    #[error("'{0}' is not a permission name: use 1 to 100 characters of letters, digits, '-', '_', ':' or '.'")]
+    Permission(String),
+    #[error("message must be at most {MAX_MESSAGE_BYTES} bytes and contain no NUL characters")]
+    Message,
+}
+
+fn is_name(s: &str, max: usize, extra: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+/// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`.
+pub fn validate_username(name: &str) -> Result<(), ValidationError> {
+    is_name(name, 128, "._@-")
+        .then_some(())
+        .ok_or(ValidationError::Username)
+}
+
+/// A role name: 1–64 characters of `A-Z a-z 0-9 . _ -`.
+pub fn validate_role_name(name: &str) -> Result<(), ValidationError> {
+    is_name(name, 64, "._-")
+        .then_some(())
+        .ok_or(ValidationError::RoleName)
+}
+
+/// A job message: at most [`MAX_MESSAGE_BYTES`], no NUL (PostgreSQL cannot store one in text).
+pub fn validate_message(message: &str) -> Result<(), ValidationError> {
+    (message.len() <= MAX_MESSAGE_BYTES && !message.contains('\0'))
+        .then_some(())
+        .ok_or(ValidationError::Message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for ok in [
+            "admin",
+            "a",
+            "jane.doe@example.com",
+            "ops_bot-2",
+            &"u".repeat(128),
+        ] {
+            assert_eq!(validate_username(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " admin", "a b", "ad;min", "é", &"u".repeat(129), "a\0"] {
+            assert_eq!(
+                validate_username(bad),
+                Err(ValidationError::Username),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn role_names() {
+        assert_eq!(validate_role_name("read-only"), Ok(()));
+        for bad in ["", "a@b", "a b", &"r".repeat(65)] {
+            assert_eq!(
+                validate_role_name(bad),
+                Err(ValidationError::RoleName),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(validate_message(""), Ok(()));
+        assert_eq!(validate_message(&"m".repeat(MAX_MESSAGE_BYTES)), Ok(()));
+        assert_eq!(
+            validate_message(&"m".repeat(MAX_MESSAGE_BYTES + 1)),
+            Err(ValidationError::Message)
+        );
+        assert_eq!(validate_message("a\0b"), Err(ValidationError::Message));
+        assert_eq!(validate_message("ünïcödé ✓"), Ok(()));
+    }
+}

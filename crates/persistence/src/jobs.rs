@@ -1,0 +1,278 @@
+//! Jobs: get, list, create, update while pending, delete, fail the stale, purge the old.
+
+use asyncstatus_domain::job::{abandoned_message, check_transition};
+use asyncstatus_domain::{AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, SortOrder};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::pool::with_conn;
+use crate::schema::async_status::dsl::*;
+use crate::time::UtcTime;
+use crate::{Store, StoreError};
+
+/// A row as stored.
+#[derive(Queryable)]
+struct JobRow {
+    id: i64,
+    status: String,
+    message: Option<String>,
+    start_time: UtcTime,
+    end_time: Option<UtcTime>,
+    last_updated: UtcTime,
+}
+
+impl TryFrom<JobRow> for AsyncStatus {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> Result<Self, StoreError> {
+        let job_status = row
+            .status
+            .parse::<JobStatus>()
+            .map_err(|e| StoreError::Corrupt(format!("async_status {}: {e}", row.id)))?;
+        Ok(AsyncStatus {
+            id: row.id,
+            status: job_status,
+            message: row.message,
+            start_time: row.start_time.0,
+            end_time: row.end_time.map(|t| t.0),
+            last_updated: row.last_updated.0,
+        })
+    }
+}
+
+fn to_jobs(rows: Vec<JobRow>) -> Result<Vec<AsyncStatus>, StoreError> {
+    rows.into_iter().map(AsyncStatus::try_from).collect()
+}
+
+/// The result of [`Store::update_job`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// The job was pending and now holds the update.
+    Updated(AsyncStatus),
+    /// No job has that id.
+    NotFound,
+    /// The job had already finished; nothing changed.
+    Finished(JobStatus),
+}
+
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable texts.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Stale jobs failed per statement batch by the reaper.
+const REAP_BATCH: i64 = 500;
+
+impl Store {
+    /// One job by id.
+    pub fn get_job(&self, job_id: i64) -> Result<Option<AsyncStatus>, StoreError> {
+        let row = with_conn!(self, |conn| async_status
+            .find(job_id)
+            .first::<JobRow>(conn)
+            .optional()
+            .map_err(StoreError::query("loading an async status")))?;
+        row.map(AsyncStatus::try_from).transpose()
+    }
+
+    /// The jobs a list query selects, and how many it selects before paging.
+    pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
+        let (rows, total) = with_conn!(self, |conn| {
+            let filtered = || {
+                let mut q = async_status.into_boxed();
+                if let Some(wanted) = query.status {
+                    q = q.filter(status.eq(wanted.as_str()));
+                }
+                if let Some(wanted) = query.id {
+                    q = q.filter(id.eq(wanted));
+                }
+                q
+            };
+            let total: i64 = filtered()
+                .count()
+                .get_result(conn)
+                .map_err(StoreError::query("counting async statuses"))?;
+            let mut q = filtered();
+            q = match (query.order_by, query.sort_order) {
+                (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
+                (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
+                (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
+                (OrderBy::StartTime, SortOrder::Desc) => q.order((start_time.desc(), id.desc())),
+                // Unfinished jobs (no end_time) come last either way, on both backends.
+                (OrderBy::EndTime, SortOrder::Asc) => {
+                    q.order((end_time.is_null(), end_time.asc(), id.asc()))
+                }
+                (OrderBy::EndTime, SortOrder::Desc) => {
+                    q.order((end_time.is_null(), end_time.desc(), id.desc()))
+                }
+            };
+            if let Some(limit) = query.limit {
+                q = q.limit(limit).offset(query.offset);
+            }
+            let rows = q
+                .load::<JobRow>(conn)
+                .map_err(StoreError::query("listing async statuses"))?;
+            Ok((rows, total))
+        })?;
+        Ok((to_jobs(rows)?, total))
+    }
+
+    /// Creates a `PENDING` job started `now`.
+    pub fn create_job(
+        &self,
+        job_message: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<AsyncStatus, StoreError> {
+        let row = with_conn!(self, |conn| diesel::insert_into(async_status)
+            .values((
+                status.eq(JobStatus::Pending.as_str()),
+                message.eq(job_message),
+                start_time.eq(UtcTime(now)),
+                last_updated.eq(UtcTime(now)),
+            ))
+            .returning(async_status::all_columns())
+            .get_result::<JobRow>(conn)
+            .map_err(StoreError::query("creating an async status")))?;
+        row.try_into()
+    }
+
+    /// Applies `update` if the job is still `PENDING`, in one conditional statement, so of
+    /// several racing updates to a pending job each either applies or sees it finished.
+    /// A `None` message leaves the stored message as it is.
+    pub fn update_job(
+        &self,
+        job_id: i64,
+        update: &JobUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let (updated, current) = with_conn!(self, |conn| {
+            let updated = diesel::update(
+                async_status.filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str()))),
+            )
+            .set((
+                status.eq(update.status.as_str()),
+                message.eq(coalesce(update.message.as_deref(), message)),
+                end_time.eq(update.end_time(now).map(UtcTime)),
+                last_updated.eq(UtcTime(now)),
+            ))
+            .returning(async_status::all_columns())
+            .get_result::<JobRow>(conn)
+            .optional()
+            .map_err(StoreError::query("updating an async status"))?;
+            let current = match updated {
+                Some(_) => None,
+                None => async_status
+                    .find(job_id)
+                    .select(status)
+                    .first::<String>(conn)
+                    .optional()
+                    .map_err(StoreError::query("loading an async status"))?,
+            };
+            Ok((updated, current))
+        })?;
+        match (updated, current) {
+            (Some(row), _) => Ok(UpdateOutcome::Updated(row.try_into()?)),
+            (None, None) => Ok(UpdateOutcome::NotFound),
+            (None, Some(stored)) => {
+                let stored = stored
+                    .parse::<JobStatus>()
+                    .map_err(|e| StoreError::Corrupt(format!("async_status {job_id}: {e}")))?;
+                match check_transition(stored, update) {
+                    Err(asyncstatus_domain::TransitionError::AlreadyFinished(done)) => {
+                        Ok(UpdateOutcome::Finished(done))
+                    }
+                    // Pending again between our two statements (cannot happen: finished jobs
+                    // never change); report the conflict rather than loop.
+                    Ok(()) => Err(StoreError::Conflict(format!(
+                        "async status {job_id} changed while it was being updated"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Deletes a job; false when there was none.
+    pub fn delete_job(&self, job_id: i64) -> Result<bool, StoreError> {
+        let deleted = with_conn!(self, |conn| diesel::delete(async_status.find(job_id))
+            .execute(conn)
+            .map_err(StoreError::query("deleting an async status")))?;
+        Ok(deleted > 0)
+    }
+
+    /// Fails every `PENDING` job not updated since `cutoff`, with a message saying since when.
+    /// Each job is finished by its own conditional statement (still pending, not updated since
+    /// we looked), so replicas reaping at once finish each job once and never overwrite a
+    /// heartbeat that came in between. Returns the jobs this call finished.
+    pub fn fail_stale_jobs(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AsyncStatus>, StoreError> {
+        let mut finished = Vec::new();
+        loop {
+            let stale: Vec<(i64, UtcTime)> = with_conn!(self, |conn| async_status
+                .filter(status.eq(JobStatus::Pending.as_str()))
+                .filter(last_updated.lt(UtcTime(cutoff)))
+                .select((id, last_updated))
+                .order(last_updated.asc())
+                .limit(REAP_BATCH)
+                .load(conn)
+                .map_err(StoreError::query("finding stale async statuses")))?;
+            let batch_len = stale.len();
+            for (job_id, since) in stale {
+                let row = with_conn!(self, |conn| diesel::update(
+                    async_status.filter(
+                        id.eq(job_id)
+                            .and(status.eq(JobStatus::Pending.as_str()))
+                            .and(last_updated.eq(since))
+                    ),
+                )
+                .set((
+                    status.eq(JobStatus::Failed.as_str()),
+                    message.eq(abandoned_message(since.0)),
+                    end_time.eq(UtcTime(now)),
+                    last_updated.eq(UtcTime(now)),
+                ))
+                .returning(async_status::all_columns())
+                .get_result::<JobRow>(conn)
+                .optional()
+                .map_err(StoreError::query("failing a stale async status")))?;
+                if let Some(row) = row {
+                    finished.push(row.try_into()?);
+                }
+            }
+            if batch_len < REAP_BATCH as usize {
+                return Ok(finished);
+            }
+        }
+    }
+
+    /// Deletes finished jobs last changed before `cutoff`; returns how many.
+    pub fn purge_finished_jobs(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        with_conn!(self, |conn| diesel::delete(
+            async_status
+                .filter(status.ne(JobStatus::Pending.as_str()))
+                .filter(last_updated.lt(UtcTime(cutoff)))
+        )
+        .execute(conn)
+        .map_err(StoreError::query("purging old async statuses")))
+    }
+
+    /// How many jobs there are in each status (statuses with none are listed with 0).
+    pub fn count_jobs_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = with_conn!(self, |conn| async_status
+            .group_by(status)
+            .select((status, diesel::dsl::count_star()))
+            .load(conn)
+            .map_err(StoreError::query("counting async statuses")))?;
+        Ok(JobStatus::ALL
+            .into_iter()
+            .map(|s| {
+                let n = rows
+                    .iter()
+                    .find(|(name, _)| name == s.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (s, n)
+            })
+            .collect())
+    }
+}

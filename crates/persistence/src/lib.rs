@@ -1,0 +1,25 @@
+//! The database: one diesel schema and one set of repository functions over SQLite (the
+//! embedded default) and PostgreSQL, behind an r2d2 pool with a size and a checkout timeout.
+//!
+//! Everything here is synchronous; callers run it off their async workers. No web framework,
+//! no async runtime. Every failure is a [`StoreError`]; nothing is turned into `None`
+//! except "no such row".
+
+mod error;
+mod jobs;
+mod migrations;
+mod pool;
+mod roles;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+mod tokens;
+mod users;
+
+pub use error::StoreError;
+pub use jobs::UpdateOutcome;
+pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState, Store};
+pub use roles::RoleRecord;
+pub use time::{now_micros, UtcTime};
+pub use users::UserRecord;

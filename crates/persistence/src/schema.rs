@@ -1,0 +1,74 @@
+//! The tables, as the migrations in `migrations/{postgres,sqlite}` create them. A test
+//! compares this with the migrated database of each backend.
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::time::UtcTimestamp;
+
+    async_status (id) {
+        id -> BigInt,
+        status -> Text,
+        message -> Nullable<Text>,
+        start_time -> UtcTimestamp,
+        end_time -> Nullable<UtcTimestamp>,
+        last_updated -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::time::UtcTimestamp;
+
+    role (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Text,
+        priv_level -> Integer,
+        last_updated -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::time::UtcTimestamp;
+
+    role_capability (role_id, cap_name) {
+        role_id -> BigInt,
+        cap_name -> Text,
+        last_updated -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::time::UtcTimestamp;
+
+    tm_user (id) {
+        id -> BigInt,
+        username -> Text,
+        local_passwd -> Nullable<Text>,
+        role -> BigInt,
+        last_authenticated -> Nullable<UtcTimestamp>,
+        last_updated -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::time::UtcTimestamp;
+
+    revoked_token (jti) {
+        jti -> Text,
+        expires_at -> UtcTimestamp,
+    }
+}
+
+diesel::joinable!(tm_user -> role (role));
+diesel::joinable!(role_capability -> role (role_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    async_status,
+    role,
+    role_capability,
+    tm_user,
+    revoked_token
+);

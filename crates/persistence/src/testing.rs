@@ -1,0 +1,155 @@
+//! Test support (feature `testing`): a fresh, empty database per test, on either backend,
+//! removed when dropped.
+//!
+//! PostgreSQL tests need `ASYNCSTATUS_TEST_DATABASE_URL`, a URL of a cluster where we may
+//! create databases (`make test` starts a throwaway one and sets it). Without it they are
+//! skipped with a message, unless `ASYNCSTATUS_TEST_REQUIRE_PG=1`, which makes them fail.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+use crate::{Backend, DatabaseUrl};
+
+/// The variable naming the PostgreSQL cluster tests may use.
+pub const PG_URL_VAR: &str = "ASYNCSTATUS_TEST_DATABASE_URL";
+/// Set to `1` to make PostgreSQL tests fail instead of skipping when there is no cluster.
+pub const REQUIRE_PG_VAR: &str = "ASYNCSTATUS_TEST_REQUIRE_PG";
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    url: DatabaseUrl,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteDir(PathBuf),
+    PostgresDb { admin_url: String, name: String },
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The admin URL of the test cluster, or `None` (with a note on stderr) when PostgreSQL tests
+/// are to be skipped. Panics when they are required and no URL is set.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var(PG_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var(REQUIRE_PG_VAR).as_deref() == Ok("1") => panic!(
+            "{REQUIRE_PG_VAR}=1 but {PG_URL_VAR} is not set: run the tests with `make test`, \
+             which starts a throwaway PostgreSQL"
+        ),
+        _ => {
+            eprintln!("SKIPPED (PostgreSQL): {PG_URL_VAR} is not set; `make test` sets it");
+            None
+        }
+    }
+}
+
+/// `postgres://u@h:p/olddb?x` with the database replaced by `db`.
+pub fn with_database(admin_url: &str, db: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    format!("{base}/{db}{query}")
+}
+
+impl TestDatabase {
+    /// A fresh database of `backend`, or `None` when PostgreSQL tests are skipped.
+    pub fn new(backend: Backend) -> Option<TestDatabase> {
+        match backend {
+            Backend::Sqlite => Some(TestDatabase::sqlite()),
+            Backend::Postgres => TestDatabase::postgres(),
+        }
+    }
+
+    /// A new SQLite file in its own temporary folder.
+    pub fn sqlite() -> TestDatabase {
+        let dir = std::env::temp_dir().join(format!("asyncstatus-test-{}", unique_suffix()));
+        TestDatabase {
+            url: DatabaseUrl::Sqlite(dir.join("asyncstatus.db")),
+            cleanup: Cleanup::SqliteDir(dir),
+        }
+    }
+
+    /// A new database on the test cluster, or `None` when PostgreSQL tests are skipped.
+    pub fn postgres() -> Option<TestDatabase> {
+        let admin_url = postgres_admin_url()?;
+        let name = format!("asyncstatus_test_{}", unique_suffix());
+        let mut admin =
+            PgConnection::establish(&admin_url).expect("connecting to the test PostgreSQL cluster");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("creating a test database");
+        Some(TestDatabase {
+            url: DatabaseUrl::Postgres(with_database(&admin_url, &name)),
+            cleanup: Cleanup::PostgresDb { admin_url, name },
+        })
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The URL as text, for settings and the CLI.
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteDir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::PostgresDb { admin_url, name } => {
+                if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_replace_the_path() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/x?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:1", "t3"), "postgres://h:1/t3");
+    }
+}

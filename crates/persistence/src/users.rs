@@ -1,0 +1,164 @@
+//! Users: the user with role and permissions in one query, add, remove, set-role, list.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::pool::{with_conn, WriteTransaction};
+use crate::roles::role_id_of;
+use crate::schema::{role, role_capability, tm_user};
+use crate::time::UtcTime;
+use crate::{Store, StoreError};
+
+/// A user with the name and permissions of its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    /// Traffic Ops' `local_passwd`: a `SCRYPT:…` hash, or none (cannot log in).
+    pub password_hash: Option<String>,
+    pub role: String,
+    pub permissions: Vec<String>,
+    pub last_authenticated: Option<DateTime<Utc>>,
+}
+
+type UserRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<UtcTime>,
+    Option<String>,
+);
+
+impl Store {
+    /// A user by name, with its role's name and permissions, in one query.
+    pub fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let rows: Vec<UserRow> = with_conn!(self, |conn| tm_user::table
+            .inner_join(role::table)
+            .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
+            .filter(tm_user::username.eq(name))
+            .select((
+                tm_user::id,
+                tm_user::username,
+                tm_user::local_passwd,
+                role::name,
+                tm_user::last_authenticated,
+                role_capability::cap_name.nullable(),
+            ))
+            .order(role_capability::cap_name.asc())
+            .load(conn)
+            .map_err(StoreError::query("loading a user")))?;
+        let mut rows = rows.into_iter();
+        let Some((id, username, password_hash, role, last_auth, first_cap)) = rows.next() else {
+            return Ok(None);
+        };
+        let permissions = first_cap
+            .into_iter()
+            .chain(rows.filter_map(|row| row.5))
+            .collect();
+        Ok(Some(UserRecord {
+            id,
+            username,
+            password_hash,
+            role,
+            permissions,
+            last_authenticated: last_auth.map(|t| t.0),
+        }))
+    }
+
+    /// How many users exist.
+    pub fn count_users(&self) -> Result<i64, StoreError> {
+        with_conn!(self, |conn| tm_user::table
+            .count()
+            .get_result(conn)
+            .map_err(StoreError::query("counting users")))
+    }
+
+    /// Adds a user with a role. `Conflict` if the name is taken, `NotFound` if the role is.
+    pub fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, |conn| conn.write_transaction(|conn| {
+            let rid = role_id_of!(conn, role_name);
+            let taken = tm_user::table
+                .filter(tm_user::username.eq(name))
+                .count()
+                .get_result::<i64>(conn)
+                .map_err(StoreError::query("checking a username"))?;
+            if taken > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "user '{name}' already exists"
+                )));
+            }
+            diesel::insert_into(tm_user::table)
+                .values((
+                    tm_user::username.eq(name),
+                    tm_user::local_passwd.eq(password_hash),
+                    tm_user::role.eq(rid),
+                    tm_user::last_updated.eq(UtcTime(now)),
+                ))
+                .execute(conn)
+                .map_err(StoreError::query("adding a user"))?;
+            Ok(())
+        }))
+    }
+
+    /// Removes a user. `NotFound` if there is none.
+    pub fn remove_user(&self, name: &str) -> Result<(), StoreError> {
+        let removed = with_conn!(self, |conn| diesel::delete(
+            tm_user::table.filter(tm_user::username.eq(name))
+        )
+        .execute(conn)
+        .map_err(StoreError::query("removing a user")))?;
+        if removed == 0 {
+            return Err(StoreError::NotFound(format!("user '{name}'")));
+        }
+        Ok(())
+    }
+
+    /// Gives a user another role. `NotFound` for an unknown user or role.
+    pub fn set_user_role(
+        &self,
+        name: &str,
+        role_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, |conn| conn.write_transaction(|conn| {
+            let rid = role_id_of!(conn, role_name);
+            let changed = diesel::update(tm_user::table.filter(tm_user::username.eq(name)))
+                .set((
+                    tm_user::role.eq(rid),
+                    tm_user::last_updated.eq(UtcTime(now)),
+                ))
+                .execute(conn)
+                .map_err(StoreError::query("setting a user's role"))?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("user '{name}'")));
+            }
+            Ok(())
+        }))
+    }
+
+    /// Every user as (username, role), by username.
+    pub fn list_users(&self) -> Result<Vec<(String, String)>, StoreError> {
+        with_conn!(self, |conn| tm_user::table
+            .inner_join(role::table)
+            .select((tm_user::username, role::name))
+            .order(tm_user::username.asc())
+            .load(conn)
+            .map_err(StoreError::query("listing users")))
+    }
+
+    /// Notes a successful login.
+    pub fn record_login(&self, user_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        with_conn!(self, |conn| diesel::update(tm_user::table.find(user_id))
+            .set(tm_user::last_authenticated.eq(Some(UtcTime(now))))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(StoreError::query("recording a login")))
+    }
+}
