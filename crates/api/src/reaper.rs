@@ -48,9 +48,11 @@ pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
     .await
 }
 
-/// Sweeps now and every `jobs.reaper_interval`, until the runtime stops.
+/// Sweeps every `jobs.reaper_interval` (the first one an interval from now: start-up sweeps
+/// once itself), until the runtime stops.
 pub async fn run(state: web::Data<AppState>) {
-    let mut ticker = tokio::time::interval(state.settings.jobs.reaper_interval);
+    let period = state.settings.jobs.reaper_interval;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;

@@ -69,6 +69,19 @@ impl Application {
             .listen(listener)?
             .shutdown_timeout(shutdown.as_secs())
             .run();
+        // Jobs abandoned while no replica ran (the process was killed, say) are failed before
+        // the first request is answered.
+        match crate::reaper::sweep(&state).await {
+            Ok(sweep) if sweep.abandoned > 0 || sweep.purged > 0 => {
+                tracing::info!(
+                    abandoned = sweep.abandoned,
+                    purged = sweep.purged,
+                    "start-up sweep"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "start-up sweep failed; the reaper retries"),
+        }
         actix_web::rt::spawn(crate::reaper::run(state.clone()));
         Ok(Application {
             port,

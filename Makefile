@@ -1,0 +1,39 @@
+# asyncstatus — the two commands are `make run` and `make test`.
+CARGO   ?= cargo
+VENV    := target/pyvenv
+PYTHON  := $(VENV)/bin/python
+# The Traffic Ops Python client the compatibility test drives.
+TO_CLIENT := apache-trafficcontrol==3.1.0
+
+.PHONY: run test lint fmt build release clean help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## Build and start the service on SQLite (prints the URL and the first-run admin password)
+	$(CARGO) run -p asyncstatus-api -- serve
+
+test: $(VENV)/.installed ## Every test, on SQLite and on PostgreSQL (a throwaway cluster unless ASYNCSTATUS_TEST_DATABASE_URL is set)
+	ASYNCSTATUS_TEST_PYTHON=$(abspath $(PYTHON)) scripts/with-postgres scripts/run-tests
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+build: ## Debug build
+	$(CARGO) build --workspace
+
+release: ## Release build of the binary (target/release/asyncstatus-api)
+	$(CARGO) build --release -p asyncstatus-api
+
+clean: ## Remove build output and the local SQLite data
+	$(CARGO) clean
+	rm -rf data
+
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(TO_CLIENT)
+	touch $@

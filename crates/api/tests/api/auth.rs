@@ -1,0 +1,481 @@
+//! Login, logout, tokens (cookie and Bearer), sliding sessions, permissions.
+
+use asyncstatus_persistence::{now_micros, Backend};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    assert_alert, cookie_client, token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET,
+};
+
+const UNAUTHORIZED: &str = "unauthorized, please log in.";
+const BAD_LOGIN: &str = "Invalid username or password.";
+
+/// A token signed with `secret` and `alg`, issued `age` seconds ago, living `ttl` seconds.
+fn craft(secret: &str, alg: Algorithm, user: &str, age: i64, ttl: i64) -> String {
+    let iat = chrono::Utc::now().timestamp() - age;
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        &json!({"sub": user, "iat": iat, "exp": iat + ttl, "jti": format!("crafted{iat}{age}")}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn get_with_bearer(app: &TestApp, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.api("/user/current"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login_sets_an_http_only_session_cookie(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let r = app.login_with(&app.client, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in [
+        "access_token=",
+        "Path=/",
+        "Max-Age=21600",
+        "Expires=",
+        "HttpOnly",
+        "SameSite=Lax",
+    ] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure on plain HTTP by default: {cookie}"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"alerts": [{"level": "success", "text": "Successfully logged in."}]})
+    );
+    let r = app
+        .client
+        .get(app.api("/user/current"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the cookie authenticates");
+}
+
+async fn the_cookie_is_secure_when_configured(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth.cookie_secure = true).await else {
+        return;
+    };
+    let r = app
+        .login_with(&reqwest::Client::new(), ADMIN, ADMIN_PASSWORD)
+        .await;
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+async fn login_bodies_that_are_not_json_are_400(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for body in ["u=admin&p=x", "{", "", "[1,2]", "\"admin\""] {
+        let r = app
+            .client
+            .post(app.api("/user/login"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body:?}");
+        let alert: Value = r.json().await.unwrap();
+        let text = alert["alerts"][0]["text"].as_str().unwrap();
+        assert!(text.contains("request body"), "{body:?}: {text}");
+    }
+}
+
+async fn login_needs_a_username_and_a_password(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for body in [
+        json!({}),
+        json!({"u": "admin"}),
+        json!({"p": "x"}),
+        json!({"u": "", "p": "x"}),
+        json!({"u": "admin", "p": ""}),
+        json!({"u": null, "p": null}),
+    ] {
+        let r = app
+            .client
+            .post(app.api("/user/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_alert(
+            r,
+            StatusCode::BAD_REQUEST,
+            "username and password are required",
+        )
+        .await;
+    }
+    let r = app
+        .client
+        .post(app.api("/user/login"))
+        .json(&json!({"u": 5, "p": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_alert(r, StatusCode::BAD_REQUEST, "'u' must be a string").await;
+}
+
+async fn bad_credentials_get_one_answer(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("shut-out", "right-password", "disallowed")
+        .await;
+    for (user, password) in [
+        ("nobody", "whatever-password"),
+        (ADMIN, "wrong-password"),
+        ("shut-out", "right-password"),
+    ] {
+        let r = app
+            .login_with(&reqwest::Client::new(), user, password)
+            .await;
+        assert!(r.headers().get("set-cookie").is_none());
+        assert_alert(r, StatusCode::UNAUTHORIZED, BAD_LOGIN).await;
+    }
+}
+
+async fn passwords_in_traffic_ops_format_log_in(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // Made outside this code base (Python's hashlib.scrypt), in Traffic Ops' format.
+    let hash = "SCRYPT:16384:8:1:MDEyMzQ1Njc4OWFiY2RlZg==:toVDrUsTlPpvuredSx4tEHUowe2K6WwynZg2PNWBsyZ5f0Bh/DSMN7mU+LKSPHZHrF24478LLLrJzwoo9QMkqQ==";
+    app.with_store(move |s| s.add_user("imported", hash, "operations", now_micros()))
+        .await
+        .unwrap();
+    let r = app
+        .login_with(&reqwest::Client::new(), "imported", "twelve")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let stored = app
+        .with_store(|s| s.find_user(ADMIN))
+        .await
+        .unwrap()
+        .unwrap();
+    let hash = stored.password_hash.unwrap();
+    assert!(hash.starts_with("SCRYPT:16384:8:1:"), "{hash}");
+    assert_eq!(hash.split(':').count(), 6);
+}
+
+async fn requests_without_a_valid_token_are_401(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let valid = app.token(ADMIN, ADMIN_PASSWORD).await;
+    let parts: Vec<&str> = valid.split('.').collect();
+    let forged_payload = URL_SAFE_NO_PAD.encode(
+        json!({"sub": ADMIN, "iat": 0, "exp": 4_000_000_000i64, "jti": "forged"}).to_string(),
+    );
+    let tampered = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
+    let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let alg_none = format!("{none_header}.{forged_payload}.");
+    let tokens = [
+        "".to_owned(),
+        "garbage".to_owned(),
+        "a.b.c".to_owned(),
+        tampered,
+        alg_none,
+        craft(SECRET, Algorithm::HS256, ADMIN, 7200, 3600),
+        craft(SECRET, Algorithm::HS512, ADMIN, 0, 3600),
+        craft(
+            "another-secret-entirely-0123456789",
+            Algorithm::HS256,
+            ADMIN,
+            0,
+            3600,
+        ),
+        craft(SECRET, Algorithm::HS256, "no-such-user", 0, 3600),
+    ];
+    for token in &tokens {
+        assert_alert(
+            get_with_bearer(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+        )
+        .await;
+        let r = reqwest::Client::new()
+            .get(app.api("/user/current"))
+            .header("cookie", format!("access_token={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
+    }
+    let r = reqwest::get(app.api("/async_status/1")).await.unwrap();
+    assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
+    let r = reqwest::Client::new()
+        .get(app.api("/user/current"))
+        .header("authorization", format!("Basic {valid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
+    assert_eq!(get_with_bearer(&app, &valid).await.status(), StatusCode::OK);
+}
+
+async fn secrets_rotate_signing_with_the_first_and_accepting_any(backend: Backend) {
+    const NEW: &str = "the-new-secret-0123456789abcdefghijkl";
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.auth.secrets = vec![
+            asyncstatus_api::settings::Secret::new(NEW),
+            asyncstatus_api::settings::Secret::new(SECRET),
+        ]
+    })
+    .await
+    else {
+        return;
+    };
+    let old = craft(SECRET, Algorithm::HS256, ADMIN, 0, 3600);
+    assert_eq!(get_with_bearer(&app, &old).await.status(), StatusCode::OK);
+    let issued = app.token(ADMIN, ADMIN_PASSWORD).await;
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &issued,
+        &jsonwebtoken::DecodingKey::from_secret(NEW.as_bytes()),
+        &validation,
+    )
+    .expect("signed with the first secret")
+    .claims;
+    for claim in ["sub", "iat", "exp", "jti"] {
+        assert!(claims.get(claim).is_some(), "{claim} in {claims}");
+    }
+    assert_eq!(claims["sub"], ADMIN);
+}
+
+async fn logout_revokes_that_token_only(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let other_session = app.token(ADMIN, ADMIN_PASSWORD).await;
+    let r = app
+        .client
+        .post(app.api("/user/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cleared = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cleared.starts_with("access_token=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"alerts": [{"level": "success", "text": "You are logged out."}]})
+    );
+
+    // The revoked token, replayed by hand, is refused (even though the cache had it).
+    let r = app
+        .login_with(&reqwest::Client::new(), ADMIN, ADMIN_PASSWORD)
+        .await;
+    let token = token_of(&r).unwrap();
+    assert_eq!(get_with_bearer(&app, &token).await.status(), StatusCode::OK);
+    let r = reqwest::Client::new()
+        .post(app.api("/user/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_alert(
+        get_with_bearer(&app, &token).await,
+        StatusCode::UNAUTHORIZED,
+        UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(
+        get_with_bearer(&app, &other_session).await.status(),
+        StatusCode::OK
+    );
+    let r = app
+        .client
+        .get(app.api("/user/current"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the cleared cookie is gone"
+    );
+}
+
+async fn current_user_shows_role_and_permissions(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("ops", "ops-password", "operations").await;
+    app.add_user("viewer", "viewer-password", "read-only").await;
+    let all = json!([
+        "ASYNC-STATUS:CREATE",
+        "ASYNC-STATUS:DELETE",
+        "ASYNC-STATUS:READ",
+        "ASYNC-STATUS:UPDATE"
+    ]);
+    for (user, password, role, perms) in [
+        (ADMIN, ADMIN_PASSWORD, "admin", all.clone()),
+        ("ops", "ops-password", "operations", all),
+        ("viewer", "viewer-password", "read-only", json!([])),
+    ] {
+        let token = app.token(user, password).await;
+        let r = get_with_bearer(&app, &token).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["response"]["username"], user);
+        assert_eq!(body["response"]["role"], role);
+        assert_eq!(body["response"]["permissions"], perms, "{user}");
+        assert!(body["response"]["id"].is_i64());
+    }
+}
+
+async fn a_missing_permission_is_403_naming_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.add_user("viewer", "viewer-password", "read-only").await;
+    let token = app.token("viewer", "viewer-password").await;
+    let r = reqwest::Client::new()
+        .get(app.api("/async_status/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_alert(
+        r,
+        StatusCode::FORBIDDEN,
+        "missing required Permissions: ASYNC-STATUS:READ",
+    )
+    .await;
+}
+
+async fn deleted_and_demoted_users_lose_access(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.auth.user_cache_ttl = std::time::Duration::ZERO
+    })
+    .await
+    else {
+        return;
+    };
+    app.add_user("leaving", "leaving-password", "operations")
+        .await;
+    app.add_user("demoted", "demoted-password", "operations")
+        .await;
+    let leaving = app.token("leaving", "leaving-password").await;
+    let demoted = app.token("demoted", "demoted-password").await;
+    let job = |token: String| {
+        let url = app.api("/async_status/1");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        job(leaving.clone()).await.status(),
+        StatusCode::NOT_FOUND,
+        "allowed, no job yet"
+    );
+    assert_eq!(job(demoted.clone()).await.status(), StatusCode::NOT_FOUND);
+    app.with_store(|s| s.remove_user("leaving")).await.unwrap();
+    app.with_store(|s| s.set_user_role("demoted", "read-only", now_micros()))
+        .await
+        .unwrap();
+    assert_alert(job(leaving).await, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
+    assert_alert(
+        job(demoted).await,
+        StatusCode::FORBIDDEN,
+        "missing required Permissions: ASYNC-STATUS:READ",
+    )
+    .await;
+}
+
+async fn cookie_sessions_slide_past_half_their_lifetime(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // 6 h tokens: one issued 4 h ago is past half-life, one issued 1 h ago is not.
+    let old = craft(SECRET, Algorithm::HS256, ADMIN, 4 * 3600, 6 * 3600);
+    let young = craft(SECRET, Algorithm::HS256, ADMIN, 3600, 6 * 3600);
+    let by_cookie = |token: &str| {
+        reqwest::Client::new()
+            .get(app.api("/user/current"))
+            .header("cookie", format!("access_token={token}"))
+            .send()
+    };
+    let r = by_cookie(&old).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let fresh = token_of(&r).expect("a fresh cookie");
+    assert_ne!(fresh, old);
+    assert_eq!(get_with_bearer(&app, &fresh).await.status(), StatusCode::OK);
+    let r = by_cookie(&young).await.unwrap();
+    assert!(token_of(&r).is_none(), "no refresh before half-life");
+    let r = get_with_bearer(&app, &old).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        token_of(&r).is_none(),
+        "Bearer tokens are not refreshed by cookie"
+    );
+}
+
+async fn repeated_failed_logins_are_throttled(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth.login_max_failures = 3).await else {
+        return;
+    };
+    for _ in 0..3 {
+        let r = app.login_with(&cookie_client(), ADMIN, "wrong").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app
+        .login_with(&cookie_client(), ADMIN, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["alerts"][0]["level"], "error");
+}
+
+crate::both_backends!(
+    login_sets_an_http_only_session_cookie,
+    the_cookie_is_secure_when_configured,
+    login_bodies_that_are_not_json_are_400,
+    login_needs_a_username_and_a_password,
+    bad_credentials_get_one_answer,
+    passwords_in_traffic_ops_format_log_in,
+    requests_without_a_valid_token_are_401,
+    secrets_rotate_signing_with_the_first_and_accepting_any,
+    logout_revokes_that_token_only,
+    current_user_shows_role_and_permissions,
+    a_missing_permission_is_403_naming_it,
+    deleted_and_demoted_users_lose_access,
+    cookie_sessions_slide_past_half_their_lifetime,
+    repeated_failed_logins_are_throttled,
+);

@@ -1,0 +1,452 @@
+//! The binary's command line: serve's first-run banner, user and role administration,
+//! configuration errors, `--help`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use asyncstatus_persistence::testing::TestDatabase;
+use asyncstatus_persistence::Backend;
+use reqwest::StatusCode;
+
+use crate::helpers::{test_settings, TestApp};
+
+const BIN: &str = env!("CARGO_BIN_EXE_asyncstatus-api");
+
+/// The binary with the repository's config folder and `db`'s URL.
+fn command(db: Option<&TestDatabase>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env(
+        "ASYNCSTATUS_CONFIG_DIR",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
+    )
+    .env("RUST_LOG", "warn")
+    .env_remove("ASYNCSTATUS_ENV");
+    if let Some(db) = db {
+        cmd.env("ASYNCSTATUS__DATABASE__URL", db.url_string());
+    }
+    cmd
+}
+
+fn run(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = command(Some(db))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> String {
+    let out = run(db, args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(db: &TestDatabase, args: &[&str], stdin: Option<&str>, says: &str) {
+    let out = run(db, args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(
+        stderr.contains(says),
+        "{args:?}: {stderr:?} should say {says:?}"
+    );
+}
+
+async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
+    let Some(db) = TestDatabase::new(backend) else {
+        return;
+    };
+    let db = actix_web::rt::task::spawn_blocking(move || {
+        ok(&db, &["migrate"], None);
+        ok(
+            &db,
+            &["role", "add", "watchers", "--description", "reads jobs"],
+            None,
+        );
+        let granted = ok(
+            &db,
+            &["role", "grant", "watchers", "ASYNC-STATUS:READ"],
+            None,
+        );
+        assert!(granted.contains("granted ASYNC-STATUS:READ"), "{granted}");
+        let roles = ok(&db, &["role", "list"], None);
+        let line = roles
+            .lines()
+            .find(|l| l.starts_with("watchers"))
+            .unwrap_or_default();
+        assert!(
+            line.contains("ASYNC-STATUS:READ") && line.contains("reads jobs"),
+            "{roles}"
+        );
+        ok(
+            &db,
+            &[
+                "user",
+                "add",
+                "watcher",
+                "--role",
+                "watchers",
+                "--password-stdin",
+            ],
+            Some("watcher-password\n"),
+        );
+        let users = ok(&db, &["user", "list"], None);
+        assert!(
+            users
+                .lines()
+                .any(|l| l.split_whitespace().eq(["watcher", "watchers"])),
+            "{users}"
+        );
+
+        fails(
+            &db,
+            &["user", "add", "x", "--role", "nosuch", "--password-stdin"],
+            Some("long-enough\n"),
+            "role 'nosuch' not found",
+        );
+        fails(
+            &db,
+            &[
+                "user",
+                "add",
+                "watcher",
+                "--role",
+                "watchers",
+                "--password-stdin",
+            ],
+            Some("long-enough\n"),
+            "already exists",
+        );
+        fails(
+            &db,
+            &["user", "add", "y", "--role", "watchers", "--password-stdin"],
+            Some("short\n"),
+            "at least 8 characters",
+        );
+        fails(
+            &db,
+            &[
+                "user",
+                "add",
+                "bad name",
+                "--role",
+                "watchers",
+                "--password-stdin",
+            ],
+            Some("long-enough\n"),
+            "username",
+        );
+        fails(
+            &db,
+            &["user", "add", "z", "--role", "watchers"],
+            None,
+            "--password-stdin",
+        );
+        fails(
+            &db,
+            &["user", "remove", "ghost"],
+            None,
+            "user 'ghost' not found",
+        );
+        fails(
+            &db,
+            &["user", "set-role", "watcher", "nosuch"],
+            None,
+            "role 'nosuch' not found",
+        );
+        fails(
+            &db,
+            &["role", "grant", "nosuch", "ASYNC-STATUS:READ"],
+            None,
+            "role 'nosuch' not found",
+        );
+        fails(
+            &db,
+            &["role", "grant", "watchers", "not a permission"],
+            None,
+            "not a permission name",
+        );
+        fails(&db, &["role", "add", "watchers"], None, "already exists");
+        db
+    })
+    .await
+    .unwrap();
+
+    let settings = test_settings(&db);
+    let app = TestApp::start(db, settings).await;
+    let token = app.token("watcher", "watcher-password").await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(app.api("/async_status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "watchers may read");
+    let r = http
+        .post(app.api("/async_status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "but not create");
+
+    let db_url = app.db.url_string();
+    let revoked = actix_web::rt::task::spawn_blocking(move || {
+        let mut cmd = command(None);
+        cmd.env("ASYNCSTATUS__DATABASE__URL", db_url)
+            .args(["role", "revoke", "watchers", "ASYNC-STATUS:READ"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(revoked.status.success());
+    let r = app
+        .login_with(&reqwest::Client::new(), "watcher", "watcher-password")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "still logs in");
+}
+
+/// Starts `serve` on port 0 and returns its first stdout lines (until the login hint).
+fn serve_banner(db: &TestDatabase) -> (std::process::Child, Vec<String>) {
+    serve_banner_with(db, &[])
+}
+
+/// [`serve_banner`] with extra environment variables.
+fn serve_banner_with(
+    db: &TestDatabase,
+    env: &[(&str, &str)],
+) -> (std::process::Child, Vec<String>) {
+    let mut child = command(Some(db))
+        .arg("serve")
+        .envs(env.iter().copied())
+        .env("ASYNCSTATUS__SERVER__PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        let done = line.contains("/user/login");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+async fn serve_prints_the_url_and_the_first_admin_password_once(backend: Backend) {
+    let Some(db) = TestDatabase::new(backend) else {
+        return;
+    };
+    let (db, mut child, first) = actix_web::rt::task::spawn_blocking(move || {
+        let (child, lines) = serve_banner(&db);
+        (db, child, lines)
+    })
+    .await
+    .unwrap();
+    let text = first.join("\n");
+    let url = banner_url(&first);
+    let password = first
+        .iter()
+        .find_map(|l| l.strip_prefix("Its password, shown only this once: "))
+        .unwrap_or_else(|| panic!("no password in {text}"))
+        .to_owned();
+    assert!(password.len() >= 20, "a strong password: {password}");
+    let r = reqwest::Client::new()
+        .post(format!("{url}/user/login"))
+        .json(&serde_json::json!({"u": "admin", "p": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{text}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (_db, mut child, again) = actix_web::rt::task::spawn_blocking(move || {
+        let (child, lines) = serve_banner(&db);
+        (db, child, lines)
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let again = again.join("\n");
+    assert!(!again.contains(&password), "shown once only: {again}");
+    assert!(again.contains("existing user"), "{again}");
+}
+
+async fn bad_configuration_is_refused_naming_the_key(backend: Backend) {
+    let Some(db) = TestDatabase::new(backend) else {
+        return;
+    };
+    let out = command(Some(&db))
+        .env("ASYNCSTATUS__DATABASE__POOL_SIZE", "0")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database.pool_size"));
+    let out = command(Some(&db))
+        .env("ASYNCSTATUS_ENV", "production")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.secrets"));
+    let out = command(Some(&db))
+        .env("ASYNCSTATUS__DATABASE__URL", "mysql://nowhere/db")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database.url"));
+}
+
+/// The API base URL a `serve` banner announces.
+fn banner_url(lines: &[String]) -> String {
+    lines
+        .first()
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .unwrap_or_else(|| panic!("no URL in {lines:?}"))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend: Backend) {
+    let Some(db) = TestDatabase::new(backend) else {
+        return;
+    };
+    let password = [("ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD", "restart-password")];
+    let (db, mut child, lines) = actix_web::rt::task::spawn_blocking(move || {
+        let (child, lines) = serve_banner_with(&db, &password);
+        (db, child, lines)
+    })
+    .await
+    .unwrap();
+    let url = banner_url(&lines);
+    let client = crate::helpers::cookie_client();
+    let login = serde_json::json!({"u": "admin", "p": "restart-password"});
+    let r = client
+        .post(format!("{url}/user/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .post(format!("{url}/async_status"))
+        .json(&serde_json::json!({"message": "working"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let id = created["response"]["id"].as_i64().unwrap();
+    child.kill().unwrap(); // SIGKILL: no chance to clean up.
+    child.wait().unwrap();
+
+    let restart = [
+        ("ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD", "restart-password"),
+        ("ASYNCSTATUS__JOBS__STALE_AFTER", "1ms"),
+    ];
+    // The database is handed back: dropping it would drop the database under the server.
+    let (_db, mut child, lines) = actix_web::rt::task::spawn_blocking(move || {
+        let (child, lines) = serve_banner_with(&db, &restart);
+        (db, child, lines)
+    })
+    .await
+    .unwrap();
+    let url = banner_url(&lines);
+    let client = crate::helpers::cookie_client();
+    let r = client
+        .post(format!("{url}/user/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let job: serde_json::Value = client
+        .get(format!("{url}/async_status/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(job["response"]["status"], "FAILED", "{job}");
+    let message = job["response"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Abandoned: no update since "),
+        "{message}"
+    );
+    assert!(
+        message.contains(created["response"]["start_time"].as_str().unwrap()),
+        "{message}"
+    );
+}
+
+#[test]
+fn help_explains_every_command() {
+    let help = |args: &[&str]| {
+        let out = command(None).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for word in [
+        "serve",
+        "migrate",
+        "user",
+        "role",
+        "--config",
+        "ASYNCSTATUS__",
+    ] {
+        assert!(top.contains(word), "--help lacks {word}:\n{top}");
+    }
+    let user = help(&["user", "--help"]);
+    for word in ["add", "remove", "set-role", "list"] {
+        assert!(user.contains(word), "user --help lacks {word}:\n{user}");
+    }
+    let add = help(&["user", "add", "--help"]);
+    assert!(
+        add.contains("--password-stdin") && add.contains("--role"),
+        "{add}"
+    );
+    let role = help(&["role", "--help"]);
+    for word in ["add", "grant", "revoke", "list"] {
+        assert!(role.contains(word), "role --help lacks {word}:\n{role}");
+    }
+}
+
+crate::both_backends!(
+    users_and_roles_are_managed_from_the_command_line,
+    serve_prints_the_url_and_the_first_admin_password_once,
+    bad_configuration_is_refused_naming_the_key,
+    a_job_of_a_killed_service_is_failed_as_abandoned_after_restart,
+);

@@ -1,0 +1,221 @@
+//! The test application: spawn, log in, add users, and assertions on Traffic Ops envelopes.
+
+use std::time::Duration;
+
+use asyncstatus_api::settings::{Secret, Settings};
+use asyncstatus_api::startup::Application;
+use asyncstatus_auth::password::hash_password;
+use asyncstatus_persistence::testing::TestDatabase;
+use asyncstatus_persistence::{now_micros, Backend, Store};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+/// Instantiates each listed `async fn name(backend: Backend)` as `sqlite::name` and
+/// `postgres::name`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name(asyncstatus_persistence::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name(asyncstatus_persistence::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub port: u16,
+    /// Keeps cookies, like a browser or the Python client.
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub state: actix_web::web::Data<asyncstatus_api::state::AppState>,
+    // Dropped last: the database outlives the server using it.
+    pub db: TestDatabase,
+}
+
+/// The settings every test starts from: built-in defaults, port 0, the test database.
+pub fn test_settings(db: &TestDatabase) -> Settings {
+    let mut s = Settings::defaults().expect("built-in settings");
+    s.server.port = 0;
+    s.database.url = Secret::new(db.url_string());
+    s.database.pool_size = 4;
+    s.auth.secrets = vec![Secret::new(SECRET)];
+    s.bootstrap.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    s
+}
+
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    /// The application on a fresh database of `backend`; `None` when PostgreSQL tests are
+    /// skipped (no cluster configured and not required).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// As [`spawn`], with settings adjusted by `configure`.
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
+        let db = TestDatabase::new(backend)?;
+        let mut settings = test_settings(&db);
+        configure(&mut settings);
+        Some(TestApp::start(db, settings).await)
+    }
+
+    /// Starts the application on `db` with `settings`.
+    pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
+        let app = Application::build(settings)
+            .await
+            .expect("application builds");
+        let port = app.port();
+        let state = app.state();
+        let store = state.store.clone();
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: cookie_client(),
+            store,
+            state,
+            db,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/api/4.0{path}`
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/4.0{path}", self.address)
+    }
+
+    /// Logs `client` in; returns the response.
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        user: &str,
+        password: &str,
+    ) -> Response {
+        client
+            .post(self.api("/user/login"))
+            .json(&serde_json::json!({"u": user, "p": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs the app's own client in as the admin.
+    pub async fn login_admin(&self) {
+        let r = self.login_with(&self.client, ADMIN, ADMIN_PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK, "admin login");
+    }
+
+    /// A bearer token for `user`.
+    pub async fn token(&self, user: &str, password: &str) -> String {
+        let r = self
+            .login_with(&reqwest::Client::new(), user, password)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "login of {user}");
+        token_of(&r).expect("access_token cookie")
+    }
+
+    /// Adds a user with a role through the store (as the CLI does).
+    pub async fn add_user(&self, name: &str, password: &str, role: &str) {
+        let store = self.store.clone();
+        let (name, password, role) = (name.to_owned(), password.to_owned(), role.to_owned());
+        actix_web::rt::task::spawn_blocking(move || {
+            store.add_user(&name, &hash_password(&password), &role, now_micros())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+
+    /// Runs blocking store work (setup and inspection).
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> T {
+        let store = self.store.clone();
+        actix_web::rt::task::spawn_blocking(move || work(&store))
+            .await
+            .unwrap()
+    }
+
+    /// Creates a job over HTTP as the (logged in) client; returns its id.
+    pub async fn create_job(&self, message: &str) -> i64 {
+        let r = self
+            .client
+            .post(self.api("/async_status"))
+            .json(&serde_json::json!({ "message": message }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let body: Value = r.json().await.unwrap();
+        body["response"]["id"].as_i64().unwrap()
+    }
+}
+
+/// The `access_token` cookie a response sets.
+pub fn token_of(r: &Response) -> Option<String> {
+    r.cookies()
+        .find(|c| c.name() == "access_token")
+        .map(|c| c.value().to_owned())
+}
+
+/// Asserts an error answer: status and `{"alerts":[{"level":"error","text":TEXT}]}` exactly.
+pub async fn assert_alert(r: Response, status: StatusCode, text: &str) {
+    assert_eq!(r.status(), status, "status for {}", r.url());
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({"alerts": [{"level": "error", "text": text}]}),
+        "body"
+    );
+}
+
+/// Asserts an error answer whose text contains `part`.
+pub async fn assert_alert_contains(r: Response, status: StatusCode, part: &str) {
+    assert_eq!(r.status(), status, "status for {}", r.url());
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(body["alerts"][0]["level"], "error", "{body}");
+    let text = body["alerts"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(part),
+        "alert {text:?} should contain {part:?}"
+    );
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(1),
+        "only alerts: {body}"
+    );
+}

@@ -1,0 +1,158 @@
+//! `GET async_status/{id}`: the Traffic Ops shape, id parsing, permissions.
+
+use asyncstatus_persistence::{now_micros, Backend};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{assert_alert, TestApp};
+
+const NOT_AN_INTEGER: &str = "getting integer parameters: parameter 'id' not an integer";
+
+/// `2021-02-18T17:13:56.352261Z`: RFC 3339, UTC, microseconds, `Z`.
+pub fn is_traffic_ops_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 27
+        && s.ends_with('Z')
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[20..26].iter().all(u8::is_ascii_digit)
+}
+
+async fn a_job_reads_exactly_as_traffic_ops_shows_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let job = app
+        .with_store(|s| s.create_job(Some("Async job has started."), now_micros()))
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .get(app.api(&format!("/async_status/{}", job.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let text = r.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let start = body["response"]["start_time"].as_str().unwrap().to_owned();
+    assert!(is_traffic_ops_timestamp(&start), "{start}");
+    assert_eq!(
+        text,
+        format!(
+            "{{\"response\":{{\"id\":{},\"status\":\"PENDING\",\"start_time\":\"{start}\",\"end_time\":null,\"message\":\"Async job has started.\"}}}}\n",
+            job.id
+        )
+    );
+}
+
+async fn finished_jobs_show_their_end_time_and_null_messages_stay_null(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let job = app
+        .with_store(|s| s.create_job(None, now_micros()))
+        .await
+        .unwrap();
+    let id = job.id;
+    let update = asyncstatus_domain::JobUpdate {
+        status: asyncstatus_domain::JobStatus::Failed,
+        message: None,
+    };
+    app.with_store(move |s| s.update_job(id, &update, now_micros()))
+        .await
+        .unwrap();
+    let body: Value = app
+        .client
+        .get(app.api(&format!("/async_status/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = body["response"].as_object().unwrap();
+    let keys: Vec<&str> = job.keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 5, "all five keys: {keys:?}");
+    assert_eq!(job["status"], "FAILED");
+    assert!(job["message"].is_null());
+    let end = job["end_time"].as_str().unwrap();
+    assert!(is_traffic_ops_timestamp(end), "{end}");
+    assert!(end >= job["start_time"].as_str().unwrap());
+}
+
+async fn ids_are_parsed_as_traffic_ops_does(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let mut last = 0;
+    while last < 7 {
+        last = app
+            .with_store(|s| s.create_job(None, now_micros()))
+            .await
+            .unwrap()
+            .id;
+    }
+    for (raw, id) in [("007", 7), ("+1", 1), ("1", 1)] {
+        let r = app
+            .client
+            .get(app.api(&format!("/async_status/{raw}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{raw}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["response"]["id"], id, "{raw}");
+    }
+    for raw in [
+        "abc",
+        "1.5",
+        "1e3",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "%20",
+        "0x1",
+        "1%20",
+    ] {
+        let r = app
+            .client
+            .get(app.api(&format!("/async_status/{raw}")))
+            .send()
+            .await
+            .unwrap();
+        assert_alert(r, StatusCode::BAD_REQUEST, NOT_AN_INTEGER).await;
+    }
+    for raw in ["0", "-1", "9223372036854775807", "-9223372036854775808"] {
+        let r = app
+            .client
+            .get(app.api(&format!("/async_status/{raw}")))
+            .send()
+            .await
+            .unwrap();
+        assert_alert(r, StatusCode::NOT_FOUND, "async status not found").await;
+    }
+}
+
+async fn authentication_is_checked_before_the_id(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for raw in ["abc", "1"] {
+        let r = reqwest::get(app.api(&format!("/async_status/{raw}")))
+            .await
+            .unwrap();
+        assert_alert(r, StatusCode::UNAUTHORIZED, "unauthorized, please log in.").await;
+    }
+}
+
+crate::both_backends!(
+    a_job_reads_exactly_as_traffic_ops_shows_it,
+    finished_jobs_show_their_end_time_and_null_messages_stay_null,
+    ids_are_parsed_as_traffic_ops_does,
+    authentication_is_checked_before_the_id,
+);

@@ -1,0 +1,13 @@
+//! Integration tests: each starts the real application on port 0 against a fresh database and
+//! talks HTTP to it. Every test runs twice, on SQLite and on PostgreSQL (see `both_backends!`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod jobs;
+mod layering;
+mod producers;
+mod python_client;
+mod routing;
