@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod faults;
 mod jobs;
 mod layering;
 mod producers;
