@@ -136,6 +136,22 @@ impl Drop for TestDatabase {
     }
 }
 
+impl crate::Store {
+    /// Takes one connection out of the pool and keeps it until the returned guard is dropped,
+    /// so tests can exhaust a small pool.
+    pub fn hold_connection(&self) -> Result<Box<dyn std::any::Any + Send>, crate::StoreError> {
+        let guard: Box<dyn std::any::Any + Send> = match &*self.pools {
+            crate::pool::Pools::Postgres(p) => {
+                Box::new(p.get().map_err(crate::pool::checkout_failed)?)
+            }
+            crate::pool::Pools::Sqlite(p) => {
+                Box::new(p.get().map_err(crate::pool::checkout_failed)?)
+            }
+        };
+        Ok(guard)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,21 +167,5 @@ mod tests {
             "postgres://u:p@h/t2?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h:1", "t3"), "postgres://h:1/t3");
-    }
-}
-
-impl crate::Store {
-    /// Takes one connection out of the pool and keeps it until the returned guard is dropped,
-    /// so tests can exhaust a small pool.
-    pub fn hold_connection(&self) -> Result<Box<dyn std::any::Any + Send>, crate::StoreError> {
-        let guard: Box<dyn std::any::Any + Send> = match &*self.pools {
-            crate::pool::Pools::Postgres(p) => {
-                Box::new(p.get().map_err(crate::pool::checkout_failed)?)
-            }
-            crate::pool::Pools::Sqlite(p) => {
-                Box::new(p.get().map_err(crate::pool::checkout_failed)?)
-            }
-        };
-        Ok(guard)
     }
 }
