@@ -51,22 +51,29 @@ impl Application {
         let created_admin = ensure_admin(&store, &settings).context("creating the first admin")?;
         let auth = Authenticator::new(store.clone(), &settings.auth_settings())
             .context("setting up authentication")?;
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+        let socket = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!("binding {}:{}", settings.server.host, settings.server.port)
             })?;
-        let port = listener.local_addr()?.port();
+        let port = socket.local_addr()?.port();
         let logins = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let waiters = std::sync::Arc::new(crate::waiters::Waiters::default());
+        let wake = waiters.clone();
+        let listener = store
+            .on_job_change(move |change| wake.wake(change))
+            .context("starting the change listener")?;
         let state = web::Data::new(AppState {
             store,
             auth,
             login_slots: tokio::sync::Semaphore::new(logins),
+            waiters,
+            _listener: listener,
             settings,
         });
         let app_state = state.clone();
         let shutdown = state.settings.jobs.max_wait + Duration::from_secs(5);
         let server = HttpServer::new(move || http::app(app_state.clone()))
-            .listen(listener)?
+            .listen(socket)?
             .shutdown_timeout(shutdown.as_secs())
             .run();
         // Jobs abandoned while no replica ran (the process was killed, say) are failed before

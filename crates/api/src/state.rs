@@ -1,7 +1,9 @@
 //! What every handler shares, and the one helper that runs blocking work off the async workers.
 
+use std::sync::Arc;
+
 use asyncstatus_auth::Authenticator;
-use asyncstatus_persistence::Store;
+use asyncstatus_persistence::{ChangeListener, Store};
 use tokio::sync::Semaphore;
 
 use crate::http::error::ApiError;
@@ -15,6 +17,10 @@ pub struct AppState {
     /// Bounds concurrent password derivations (16 MiB and ~50 ms of CPU each), so logins
     /// cannot starve other requests of threads, CPU or memory.
     pub login_slots: Semaphore,
+    /// Long-poll waiters, woken by the store's change feed.
+    pub waiters: Arc<crate::waiters::Waiters>,
+    /// Keeps the change feed's listener running while the application lives.
+    pub _listener: ChangeListener,
 }
 
 /// Runs blocking work (diesel, scrypt) on the blocking thread pool and maps its error. A

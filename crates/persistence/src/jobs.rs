@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::pool::with_conn;
 use crate::schema::async_status::dsl::*;
 use crate::time::UtcTime;
-use crate::{Store, StoreError};
+use crate::{Change, Store, StoreError};
 
 /// A row as stored.
 #[derive(Queryable)]
@@ -170,7 +170,10 @@ impl Store {
             Ok((updated, current))
         })?;
         match (updated, current) {
-            (Some(row), _) => Ok(UpdateOutcome::Updated(row.try_into()?)),
+            (Some(row), _) => {
+                self.announce(Change::Job(job_id));
+                Ok(UpdateOutcome::Updated(row.try_into()?))
+            }
             (None, None) => Ok(UpdateOutcome::NotFound),
             (None, Some(stored)) => {
                 let stored = stored
@@ -195,6 +198,9 @@ impl Store {
         let deleted = with_conn!(self, |conn| diesel::delete(async_status.find(job_id))
             .execute(conn)
             .map_err(StoreError::query("deleting an async status")))?;
+        if deleted > 0 {
+            self.announce(Change::Job(job_id));
+        }
         Ok(deleted > 0)
     }
 
@@ -237,6 +243,7 @@ impl Store {
                 .optional()
                 .map_err(StoreError::query("failing a stale async status")))?;
                 if let Some(row) = row {
+                    self.announce(Change::Job(job_id));
                     finished.push(row.try_into()?);
                 }
             }

@@ -5,6 +5,7 @@
 //! no async runtime. Every failure is a [`StoreError`]; nothing is turned into `None`
 //! except "no such row".
 
+mod changes;
 mod error;
 mod jobs;
 mod migrations;
@@ -17,6 +18,7 @@ mod time;
 mod tokens;
 mod users;
 
+pub use changes::{Change, ChangeListener, LISTEN_POLL};
 pub use error::StoreError;
 pub use jobs::UpdateOutcome;
 pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState, Store};

@@ -184,6 +184,7 @@ pub(crate) enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pools: std::sync::Arc<Pools>,
+    pub(crate) subscribers: std::sync::Arc<crate::changes::Subscribers>,
     url: DatabaseUrl,
 }
 
@@ -240,6 +241,7 @@ impl Store {
         };
         Ok(Store {
             pools: std::sync::Arc::new(pools),
+            subscribers: Default::default(),
             url: url.clone(),
         })
     }

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use actix_web::http::header::{LOCATION, RETRY_AFTER};
+use actix_web::http::header::{ETAG, LAST_MODIFIED, LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -12,6 +12,7 @@ use asyncstatus_domain::{
 };
 use asyncstatus_persistence::{now_micros, UpdateOutcome};
 
+use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{json_object, read_body, string_field, ApiVersion, Authenticated};
 use crate::http::response::{json, json_with, Alert, Envelope, JobJson, Summary};
@@ -26,22 +27,30 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-/// A job answer; `PENDING` ones carry `Retry-After` with the poll hint.
+/// A job answer: `ETag` and `Last-Modified` always; `Retry-After` with the poll hint while
+/// the job is `PENDING`.
 fn job_response(
     state: &AppState,
     mut builder: actix_web::HttpResponseBuilder,
     job: &AsyncStatus,
     alert: Option<Alert>,
 ) -> HttpResponse {
-    if job.status == JobStatus::Pending {
-        builder.insert_header((RETRY_AFTER, state.settings.jobs.poll_hint.as_secs().max(1)));
-    }
+    job_headers(state, &mut builder, job);
     let envelope = Envelope {
         alerts: alert.map(|a| vec![a]),
         response: Some(JobJson::from(job)),
         summary: None,
     };
     json_with(builder, &envelope)
+}
+
+fn job_headers(state: &AppState, builder: &mut actix_web::HttpResponseBuilder, job: &AsyncStatus) {
+    builder
+        .insert_header((ETAG, conditional::etag(job)))
+        .insert_header((LAST_MODIFIED, conditional::last_modified(job)));
+    if job.status == JobStatus::Pending {
+        builder.insert_header((RETRY_AFTER, state.settings.jobs.poll_hint.as_secs().max(1)));
+    }
 }
 
 /// The optional `message` of a create or update body, validated.
@@ -55,19 +64,69 @@ fn message_field(
     Ok(message.map(str::to_owned))
 }
 
-/// `GET async_status/{id}`.
+async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiError> {
+    let worker = state.clone();
+    blocking(move || worker.store.get_job(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))
+}
+
+/// `GET async_status/{id}`. With `Prefer: wait=N` a `PENDING` job's answer is held until the
+/// job changes to a final status or N seconds (capped by `jobs.max_wait`) pass; the wait is
+/// a parked future woken by the change feed, holding no connection and no worker.
+/// `If-None-Match`/`If-Modified-Since` are judged on the state finally answered.
 pub async fn get(
     state: web::Data<AppState>,
     auth: Authenticated,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let id = parse_id(&id)?;
-    let worker = state.clone();
-    let job = blocking(move || worker.store.get_job(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
-    Ok(job_response(&state, HttpResponse::Ok(), &job, None))
+    let wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
+    let job = match wait {
+        Some(wait) if !wait.is_zero() => wait_for_final(&state, id, wait).await?,
+        _ => load(&state, id).await?,
+    };
+    let unchanged = conditional::not_modified(&req, &job);
+    let mut builder = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    if let Some(wait) = wait {
+        builder.insert_header((
+            conditional::PREFERENCE_APPLIED,
+            format!("wait={}", wait.as_secs()),
+        ));
+    }
+    if unchanged {
+        job_headers(&state, &mut builder, &job);
+        return Ok(builder.finish());
+    }
+    Ok(job_response(&state, builder, &job, None))
+}
+
+/// The job once it is final, or as it is when `wait` has passed (or the server stops).
+async fn wait_for_final(
+    state: &web::Data<AppState>,
+    id: i64,
+    wait: std::time::Duration,
+) -> Result<AsyncStatus, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let subscription = state.waiters.subscribe(id);
+    loop {
+        // Registered before the read, so a change between the read and the wait still wakes us.
+        let mut changed = std::pin::pin!(subscription.notify().notified());
+        changed.as_mut().enable();
+        let job = load(state, id).await?;
+        if job.status.is_final() || state.waiters.is_stopping() {
+            return Ok(job);
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Ok(job);
+        }
+    }
 }
 
 /// `GET async_status`: filters, order and paging as Traffic Ops list endpoints take them.

@@ -2,6 +2,7 @@
 //! for unknown paths, 405 with `Allow`, and the middleware for Traffic Ops' headers, gzip, the
 //! sliding session cookie and the access log.
 
+pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod jobs;

@@ -203,7 +203,7 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "but not create");
 
-    let db_url = app.db.url_string();
+    let db_url = app.db.as_ref().unwrap().url_string();
     let revoked = actix_web::rt::task::spawn_blocking(move || {
         let mut cmd = command(None);
         cmd.env("ASYNCSTATUS__DATABASE__URL", db_url)

@@ -46,8 +46,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub state: actix_web::web::Data<asyncstatus_api::state::AppState>,
-    // Dropped last: the database outlives the server using it.
-    pub db: TestDatabase,
+    /// The settings it runs with (a replica starts from them).
+    pub settings: Settings,
+    // Dropped last: the database outlives the server using it. Replicas share their
+    // primary's and hold none.
+    pub db: Option<TestDatabase>,
 }
 
 /// The settings every test starts from: built-in defaults, port 0, the test database.
@@ -89,7 +92,18 @@ impl TestApp {
 
     /// Starts the application on `db` with `settings`.
     pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
-        let app = Application::build(settings)
+        TestApp::start_on(Some(db), settings).await
+    }
+
+    /// Another replica of the service on the same database, with its own settings tweaks.
+    pub async fn replica(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        TestApp::start_on(None, settings).await
+    }
+
+    async fn start_on(db: Option<TestDatabase>, settings: Settings) -> TestApp {
+        let app = Application::build(settings.clone())
             .await
             .expect("application builds");
         let port = app.port();
@@ -102,6 +116,7 @@ impl TestApp {
             client: cookie_client(),
             store,
             state,
+            settings,
             db,
         }
     }

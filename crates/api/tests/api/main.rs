@@ -11,4 +11,5 @@ mod jobs;
 mod layering;
 mod producers;
 mod python_client;
+mod readers;
 mod routing;

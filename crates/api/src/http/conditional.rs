@@ -1,0 +1,87 @@
+//! HTTP caching and waiting on job answers: `ETag` / `Last-Modified` with `If-None-Match` /
+//! `If-Modified-Since` (RFC 9110), and `Prefer: wait=N` (RFC 7240).
+
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::header::{HeaderName, HttpDate, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use actix_web::HttpRequest;
+use asyncstatus_domain::AsyncStatus;
+
+use crate::http::error::ApiError;
+
+pub const PREFER: HeaderName = HeaderName::from_static("prefer");
+pub const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+
+/// A weak entity tag that changes whenever the job does: `W/"<id>-<last_updated µs>"`.
+pub fn etag(job: &AsyncStatus) -> String {
+    format!("W/\"{}-{}\"", job.id, job.last_updated.timestamp_micros())
+}
+
+/// `last_updated` as an HTTP date (whole seconds).
+pub fn last_modified(job: &AsyncStatus) -> HttpDate {
+    let secs = u64::try_from(job.last_updated.timestamp()).unwrap_or(0);
+    HttpDate::from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The opaque part of an entity tag, for weak comparison.
+fn opaque(tag: &str) -> &str {
+    tag.trim().trim_start_matches("W/")
+}
+
+/// Whether the client's copy is current: `If-None-Match` decides when present (a listed tag
+/// or `*`), else `If-Modified-Since` (no change since that second). An unparsable date is
+/// ignored, as RFC 9110 says.
+pub fn not_modified(req: &HttpRequest, job: &AsyncStatus) -> bool {
+    let tags: Vec<&str> = req
+        .headers()
+        .get_all(IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    if !tags.is_empty() {
+        let ours = etag(job);
+        return tags
+            .iter()
+            .any(|t| t.trim() == "*" || opaque(t) == opaque(&ours));
+    }
+    let since = req
+        .headers()
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<HttpDate>().ok());
+    match since {
+        Some(since) => SystemTime::from(last_modified(job)) <= SystemTime::from(since),
+        None => false,
+    }
+}
+
+/// The `wait` preference, in seconds, capped at `max`; `None` without one. A `wait` that is
+/// not a whole number of seconds, or two different `wait`s, are a 400: the client asked for
+/// something we cannot tell how to honour.
+pub fn prefer_wait(req: &HttpRequest, max: Duration) -> Result<Option<Duration>, ApiError> {
+    let mut wait: Option<u64> = None;
+    for value in req.headers().get_all(PREFER) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::bad_request("the Prefer header must be visible ASCII"))?;
+        for preference in value.split(',') {
+            let token = preference.split(';').next().unwrap_or_default();
+            let Some((name, raw)) = token.split_once('=') else {
+                continue;
+            };
+            if !name.trim().eq_ignore_ascii_case("wait") {
+                continue;
+            }
+            let secs: u64 = raw.trim().trim_matches('"').parse().map_err(|_| {
+                ApiError::bad_request("Prefer: wait must be a whole number of seconds")
+            })?;
+            if wait.is_some_and(|w| w != secs) {
+                return Err(ApiError::bad_request(
+                    "Prefer: wait is given more than once with different values",
+                ));
+            }
+            wait = Some(secs);
+        }
+    }
+    Ok(wait.map(|w| Duration::from_secs(w).min(max)))
+}
