@@ -75,7 +75,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(no_such_path)),
         );
     }
-    cfg.service(web::scope("/api").default_service(web::to(version_not_implemented)))
+    cfg.service(resource("/api/openapi.json", "GET").route(web::get().to(ops::openapi)))
+        .service(web::scope("/api").default_service(web::to(version_not_implemented)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
         .default_service(web::to(no_such_path));

@@ -39,3 +39,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => e.error_response(),
     }
 }
+
+/// The OpenAPI document, kept in the repository (`docs/openapi.json`) and compiled in.
+pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
+
+/// `GET /api/openapi.json`: no auth.
+pub async fn openapi() -> HttpResponse {
+    let mut bytes = OPENAPI.trim_end().as_bytes().to_vec();
+    bytes.push(b'\n');
+    crate::http::response::raw_json(HttpResponse::Ok(), bytes)
+}

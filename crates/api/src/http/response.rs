@@ -115,7 +115,7 @@ impl<'a> From<&'a AsyncStatus> for JobJson<'a> {
 }
 
 /// Serializes `body` with a trailing newline and sets the Traffic Ops headers on `builder`.
-pub fn json_with(mut builder: HttpResponseBuilder, body: &impl Serialize) -> HttpResponse {
+pub fn json_with(builder: HttpResponseBuilder, body: &impl Serialize) -> HttpResponse {
     let mut bytes = match serde_json::to_vec(body) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -124,6 +124,11 @@ pub fn json_with(mut builder: HttpResponseBuilder, body: &impl Serialize) -> Htt
         }
     };
     bytes.push(b'\n');
+    raw_json(builder, bytes)
+}
+
+/// A response of ready JSON `bytes` (ending in a newline) with the Traffic Ops headers.
+pub fn raw_json(mut builder: HttpResponseBuilder, bytes: Vec<u8>) -> HttpResponse {
     let digest = STANDARD.encode(Sha512::digest(&bytes));
     builder
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
