@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod http;
+pub mod metrics;
 pub mod reaper;
 pub mod settings;
 pub mod startup;

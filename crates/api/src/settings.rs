@@ -246,11 +246,12 @@ impl Settings {
         }
         match (&self.server.tls_cert, &self.server.tls_key) {
             (None, None) => {}
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "server.tls_cert/tls_key: TLS is not available in this build yet; \
-                     terminate TLS in front of the service",
-                ))
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("server.tls_cert", cert), ("server.tls_key", key)] {
+                    if !path.is_file() {
+                        return Err(invalid(format!("{name}: no such file {}", path.display())));
+                    }
+                }
             }
             _ => {
                 return Err(invalid(

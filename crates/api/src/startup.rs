@@ -67,15 +67,21 @@ impl Application {
             auth,
             login_slots: tokio::sync::Semaphore::new(logins),
             waiters,
+            metrics: crate::metrics::Metrics::new().context("registering metrics")?,
             _listener: listener,
             settings,
         });
         let app_state = state.clone();
         let shutdown = state.settings.jobs.max_wait + Duration::from_secs(5);
         let server = HttpServer::new(move || http::app(app_state.clone()))
-            .listen(socket)?
             .shutdown_timeout(shutdown.as_secs())
-            .run();
+            // Signals are handled in `run_until_stopped`, which first releases long-polls.
+            .disable_signals();
+        let server = match tls_config(&state.settings)? {
+            Some(tls) => server.listen_rustls_0_23(socket, tls)?,
+            None => server.listen(socket)?,
+        }
+        .run();
         // Jobs abandoned while no replica ran (the process was killed, say) are failed before
         // the first request is answered.
         match crate::reaper::sweep(&state).await {
@@ -118,8 +124,61 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGTERM/SIGINT or the handle).
+    /// Serves until SIGTERM or SIGINT (or the handle) stops it. On a signal: long-polls answer
+    /// at once with the current state, no new connections are accepted, requests in flight
+    /// finish (within `jobs.max_wait` + 5 s), then the pool closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let waiters = self.state.waiters.clone();
+        actix_web::rt::spawn(async move {
+            match shutdown_signal().await {
+                Ok(signal) => tracing::info!(signal, "stopping: finishing requests in flight"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for shutdown signals");
+                    return;
+                }
+            }
+            waiters.stop();
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        tracing::info!("stopped");
+        result
     }
+}
+
+/// Waits for SIGTERM or SIGINT; returns its name.
+async fn shutdown_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// The rustls configuration when `server.tls_cert` and `server.tls_key` are set.
+fn tls_config(settings: &Settings) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&settings.server.tls_cert, &settings.server.tls_key) else {
+        return Ok(None);
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading server.tls_cert {}", cert.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!("server.tls_cert {} holds no certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading server.tls_key {}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("server.tls_cert and server.tls_key do not form a usable pair")?;
+    Ok(Some(config))
 }

@@ -19,6 +19,7 @@ pub struct AppState {
     pub login_slots: Semaphore,
     /// Long-poll waiters, woken by the store's change feed.
     pub waiters: Arc<crate::waiters::Waiters>,
+    pub metrics: crate::metrics::Metrics,
     /// Keeps the change feed's listener running while the application lives.
     pub _listener: ChangeListener,
 }

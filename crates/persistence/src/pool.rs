@@ -18,7 +18,7 @@ macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {{
         match &*$store.pools {
             $crate::pool::Pools::Postgres(pool) => {
-                let mut pooled = pool.get().map_err($crate::pool::checkout_failed)?;
+                let mut pooled = $store.counters.checkout(pool)?;
                 let result = {
                     let $conn = &mut pooled.conn;
                     $body
@@ -29,7 +29,7 @@ macro_rules! with_conn {
                 result
             }
             $crate::pool::Pools::Sqlite(pool) => {
-                let mut pooled = pool.get().map_err($crate::pool::checkout_failed)?;
+                let mut pooled = $store.counters.checkout(pool)?;
                 let result = {
                     let $conn = &mut pooled.conn;
                     $body
@@ -184,16 +184,50 @@ pub(crate) enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pools: std::sync::Arc<Pools>,
+    pub(crate) counters: std::sync::Arc<Counters>,
     pub(crate) subscribers: std::sync::Arc<crate::changes::Subscribers>,
     url: DatabaseUrl,
 }
 
-/// Connections open and idle, for metrics and readiness.
+/// Connections open and idle, and how checkouts went, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolState {
+    /// The most connections the pool opens.
     pub size: u32,
+    /// Connections open now.
     pub connections: u32,
+    /// Open connections not checked out now.
     pub idle: u32,
+    /// Checkouts that had to wait for a connection (more than a millisecond).
+    pub waits: u64,
+    /// Checkouts that gave up after the checkout timeout.
+    pub timeouts: u64,
+}
+
+/// Checkout statistics.
+#[derive(Default)]
+pub(crate) struct Counters {
+    waits: std::sync::atomic::AtomicU64,
+    timeouts: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    /// A connection from `pool`, counting waits and timeouts.
+    pub(crate) fn checkout<M: r2d2::ManageConnection>(
+        &self,
+        pool: &r2d2::Pool<M>,
+    ) -> Result<r2d2::PooledConnection<M>, StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = std::time::Instant::now();
+        let result = pool.get();
+        if started.elapsed() > Duration::from_millis(1) {
+            self.waits.fetch_add(1, Relaxed);
+        }
+        result.map_err(|e| {
+            self.timeouts.fetch_add(1, Relaxed);
+            checkout_failed(e)
+        })
+    }
 }
 
 impl Store {
@@ -241,6 +275,7 @@ impl Store {
         };
         Ok(Store {
             pools: std::sync::Arc::new(pools),
+            counters: Default::default(),
             subscribers: Default::default(),
             url: url.clone(),
         })
@@ -262,10 +297,13 @@ impl Store {
             Pools::Postgres(p) => (p.state(), p.max_size()),
             Pools::Sqlite(p) => (p.state(), p.max_size()),
         };
+        use std::sync::atomic::Ordering::Relaxed;
         PoolState {
             size,
             connections: state.connections,
             idle: state.idle_connections,
+            waits: self.counters.waits.load(Relaxed),
+            timeouts: self.counters.timeouts.load(Relaxed),
         }
     }
 

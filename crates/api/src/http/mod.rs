@@ -3,6 +3,7 @@
 //! sliding session cookie and the access log.
 
 pub mod conditional;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod jobs;
@@ -79,10 +80,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/api").default_service(web::to(version_not_implemented)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .default_service(web::to(no_such_path));
 }
 
-/// Sets a refreshed session cookie (sliding session) and writes the access log line.
+/// `X-Request-Id`: taken from the request when it is a short token, else made here; echoed
+/// on the answer and written in the access log.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_id(req: &ServiceRequest) -> String {
+    let given = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// Sets a refreshed session cookie (sliding session), records the request's metrics and
+/// writes the access log line.
 async fn session_and_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -90,7 +113,11 @@ async fn session_and_log(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let request_id = request_id(&req);
     let mut res = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(X_REQUEST_ID, value);
+    }
     let refreshed = res.request().extensions().get::<RefreshedToken>().cloned();
     if let Some(RefreshedToken(token)) = refreshed {
         if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
@@ -104,6 +131,16 @@ async fn session_and_log(
             }
         }
     }
+    let elapsed = started.elapsed();
+    let route = res.request().match_pattern();
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        state.metrics.observe(
+            route.as_deref().unwrap_or("unmatched"),
+            method.as_str(),
+            res.status().as_u16(),
+            elapsed.as_secs_f64(),
+        );
+    }
     let user = res
         .request()
         .extensions()
@@ -115,8 +152,9 @@ async fn session_and_log(
         method = %method,
         path = %path,
         status = res.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
         user = %user,
+        request_id = %request_id,
     );
     Ok(res)
 }
@@ -135,6 +173,7 @@ pub fn app(
 > {
     actix_web::App::new()
         .app_data(state)
+        .wrap(actix_web::middleware::from_fn(cors::cors))
         .wrap(actix_web::middleware::from_fn(session_and_log))
         .wrap(Compress::default())
         .wrap(DefaultHeaders::new().add((

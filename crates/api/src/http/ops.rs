@@ -49,3 +49,19 @@ pub async fn openapi() -> HttpResponse {
     bytes.push(b'\n');
     crate::http::response::raw_json(HttpResponse::Ok(), bytes)
 }
+
+/// `GET /metrics`: Prometheus text format, no auth (serve it on a network you trust).
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let worker = state.clone();
+    let jobs = blocking(move || worker.store.count_jobs_by_status())
+        .await
+        .ok();
+    let text = state.metrics.render(
+        state.store.pool_state(),
+        jobs.as_deref(),
+        state.waiters.len(),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}

@@ -55,9 +55,14 @@ pub struct TestApp {
 
 /// The settings every test starts from: built-in defaults, port 0, the test database.
 pub fn test_settings(db: &TestDatabase) -> Settings {
+    settings_for_url(&db.url_string())
+}
+
+/// [`test_settings`] for a database URL.
+pub fn settings_for_url(url: &str) -> Settings {
     let mut s = Settings::defaults().expect("built-in settings");
     s.server.port = 0;
-    s.database.url = Secret::new(db.url_string());
+    s.database.url = Secret::new(url);
     s.database.pool_size = 4;
     s.auth.secrets = vec![Secret::new(SECRET)];
     s.bootstrap.admin_password = Some(Secret::new(ADMIN_PASSWORD));
@@ -102,7 +107,8 @@ impl TestApp {
         TestApp::start_on(None, settings).await
     }
 
-    async fn start_on(db: Option<TestDatabase>, settings: Settings) -> TestApp {
+    /// Starts the application with `settings`, owning `db` if given.
+    pub async fn start_on(db: Option<TestDatabase>, settings: Settings) -> TestApp {
         let app = Application::build(settings.clone())
             .await
             .expect("application builds");

@@ -6,9 +6,12 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cluster;
 mod faults;
 mod jobs;
 mod layering;
+mod openapi;
+mod ops;
 mod producers;
 mod python_client;
 mod readers;
