@@ -56,7 +56,9 @@ impl Application {
                 format!("binding {}:{}", settings.server.host, settings.server.port)
             })?;
         let port = socket.local_addr()?.port();
-        let logins = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Password derivations may use all cores but one, so reads always have a core.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let logins = cores.saturating_sub(1).max(1);
         let waiters = std::sync::Arc::new(crate::waiters::Waiters::default());
         let wake = waiters.clone();
         let listener = store

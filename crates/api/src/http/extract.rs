@@ -136,18 +136,79 @@ pub async fn read_body(
     Ok(body.freeze())
 }
 
-/// Parses a body as a JSON object (whatever the `Content-Type`, as Traffic Ops does). An empty
-/// body is an empty object when `empty_ok`.
+/// Parses a body as a JSON object (whatever the `Content-Type`, as Traffic Ops does). A key
+/// given twice is refused rather than silently taking one of the values. An empty body is an
+/// empty object when `empty_ok`.
 pub fn json_object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
     if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("request body must be a JSON object")),
+    match serde_json::from_slice::<StrictBody>(body) {
+        Ok(StrictBody::Object(map)) => Ok(map),
+        Ok(StrictBody::Other) => Err(ApiError::bad_request("request body must be a JSON object")),
         Err(e) => Err(ApiError::bad_request(format!(
             "request body is not valid JSON: {e}"
         ))),
+    }
+}
+
+/// A JSON document whose top-level object may not repeat a key.
+enum StrictBody {
+    Object(Map<String, Value>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for StrictBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StrictBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<StrictBody, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let value = access.next_value::<Value>()?;
+                    if map.insert(key.clone(), value).is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "key '{key}' is given more than once"
+                        )));
+                    }
+                }
+                Ok(StrictBody::Object(map))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<StrictBody, A::Error> {
+                // Parsed as `Value`, not skipped: that keeps serde_json's nesting limit.
+                while access.next_element::<Value>()?.is_some() {}
+                Ok(StrictBody::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StrictBody, E> {
+                Ok(StrictBody::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StrictBody, E> {
+                Ok(StrictBody::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StrictBody, E> {
+                Ok(StrictBody::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StrictBody, E> {
+                Ok(StrictBody::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<StrictBody, E> {
+                Ok(StrictBody::Other)
+            }
+            fn visit_unit<E>(self) -> Result<StrictBody, E> {
+                Ok(StrictBody::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 

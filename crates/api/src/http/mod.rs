@@ -159,6 +159,25 @@ async fn session_and_log(
     Ok(res)
 }
 
+/// actix's gzip middleware answers an `Accept-Encoding` that refuses every coding it has
+/// (`identity;q=0`, say) with a plain-text 406; give it our alert instead.
+async fn not_acceptable_as_alert(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    if res.status() != actix_web::http::StatusCode::NOT_ACCEPTABLE {
+        return Ok(res.map_into_left_body());
+    }
+    let alert = ApiError::new(
+        actix_web::http::StatusCode::NOT_ACCEPTABLE,
+        "Accept-Encoding refuses every encoding this server can send (gzip, identity)",
+    );
+    let (req, _) = res.into_parts();
+    let answer = actix_web::ResponseError::error_response(&alert);
+    Ok(ServiceResponse::new(req, answer).map_into_right_body())
+}
+
 /// The application with its middleware; `state` is shared by every worker.
 pub fn app(
     state: web::Data<AppState>,
@@ -171,14 +190,17 @@ pub fn app(
         InitError = (),
     >,
 > {
+    // The last `wrap` is the outermost: the access log and metrics see every answer,
+    // including those the inner middleware makes.
     actix_web::App::new()
         .app_data(state)
         .wrap(actix_web::middleware::from_fn(cors::cors))
-        .wrap(actix_web::middleware::from_fn(session_and_log))
         .wrap(Compress::default())
+        .wrap(actix_web::middleware::from_fn(not_acceptable_as_alert))
         .wrap(DefaultHeaders::new().add((
             HeaderName::from_static("x-server-name"),
             HeaderValue::from_static(SERVER_NAME),
         )))
+        .wrap(actix_web::middleware::from_fn(session_and_log))
         .configure(configure)
 }

@@ -463,7 +463,114 @@ async fn repeated_failed_logins_are_throttled(backend: Backend) {
     assert_eq!(body["alerts"][0]["level"], "error");
 }
 
+/// A client whose connections come from `addr` (127.0.0.0/8 is all loopback on Linux).
+fn client_from(addr: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(addr))
+        .build()
+        .unwrap()
+}
+
+async fn throttling_counts_per_username_and_per_address(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth.login_max_failures = 3).await else {
+        return;
+    };
+    app.add_user("ops", "ops-password", "operations").await;
+    let attacker = client_from([127, 0, 0, 2]);
+    for _ in 0..3 {
+        let r = app.login_with(&attacker, "ghost", "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app.login_with(&attacker, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is blocked"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    let r = app
+        .login_with(&client_from([127, 0, 0, 3]), ADMIN, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "another address, another user: not blocked"
+    );
+
+    for (i, _) in (0..3).enumerate() {
+        let r = app
+            .login_with(&client_from([127, 0, 1, i as u8 + 1]), "ops", "wrong")
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app
+        .login_with(&client_from([127, 0, 2, 1]), "ops", "ops-password")
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the username is blocked from anywhere"
+    );
+}
+
+async fn reads_keep_their_latency_while_logins_run(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth.login_max_failures = 0).await else {
+        return;
+    };
+    app.login_admin().await;
+    let id = app.create_job("read me").await;
+    let token = app.token(ADMIN, ADMIN_PASSWORD).await;
+    let url = app.api(&format!("/async_status/{id}"));
+    let reader = reqwest::Client::new();
+    let median_read = |reader: reqwest::Client, url: String, token: String| async move {
+        let mut took = Vec::new();
+        for _ in 0..40 {
+            let started = std::time::Instant::now();
+            let r = reader.get(&url).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            took.push(started.elapsed());
+        }
+        took.sort();
+        took[took.len() / 2]
+    };
+    let before = median_read(reader.clone(), url.clone(), token.clone()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let logins: Vec<_> = (0..32)
+        .map(|_| {
+            let (stop, login) = (stop.clone(), app.api("/user/login"));
+            actix_web::rt::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = client
+                        .post(&login)
+                        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), StatusCode::OK);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let during = median_read(reader, url, token).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut logged_in = 0;
+    for l in logins {
+        logged_in += l.await.unwrap();
+    }
+    assert!(logged_in >= 8, "logins ran meanwhile: {logged_in}");
+    assert!(
+        during < before + std::time::Duration::from_millis(50),
+        "median read {before:?} before, {during:?} while {logged_in} logins ran"
+    );
+}
+
 crate::both_backends!(
+    throttling_counts_per_username_and_per_address,
+    reads_keep_their_latency_while_logins_run,
     login_sets_an_http_only_session_cookie,
     the_cookie_is_secure_when_configured,
     login_bodies_that_are_not_json_are_400,
