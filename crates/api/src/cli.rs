@@ -109,6 +109,15 @@ fn display_url(settings: &Settings) -> String {
         .unwrap_or_default()
 }
 
+/// Prints a line of the start-up banner. Unlike `println!` it never panics: a closed or
+/// full stdout must not take the service down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let host = match settings.server.host.as_str() {
@@ -120,29 +129,29 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let database = display_url(&settings);
         let app = Application::build(settings).await?;
         let base = format!("{scheme}://{host}:{}/api/4.0", app.port());
-        println!("asyncstatus is serving {base}/ (database {database})");
+        say!("asyncstatus is serving {base}/ (database {database})");
         match app.created_admin() {
             Some(admin) => {
                 let password = admin
                     .generated_password
                     .as_deref()
                     .unwrap_or("<bootstrap.admin_password>");
-                println!("First start: created the admin user '{}'.", admin.username);
+                say!("First start: created the admin user '{}'.", admin.username);
                 if admin.generated_password.is_some() {
-                    println!("Its password, shown only this once: {password}");
+                    say!("Its password, shown only this once: {password}");
                 }
-                println!("Log in:");
-                println!(
+                say!("Log in:");
+                say!(
                     "  curl -c cookies.txt -d '{{\"u\":\"{}\",\"p\":\"{password}\"}}' {base}/user/login",
                     admin.username
                 );
-                println!("  curl -b cookies.txt {base}/async_status");
+                say!("  curl -b cookies.txt {base}/async_status");
             }
             None => {
-                println!(
+                say!(
                     "Log in with an existing user: curl -c cookies.txt -d '{{\"u\":\"NAME\",\"p\":\"PASSWORD\"}}' {base}/user/login"
                 );
-                println!("  (add users with `asyncstatus-api user add NAME --role admin`)");
+                say!("  (add users with `asyncstatus-api user add NAME --role admin`)");
             }
         }
         app.run_until_stopped().await.context("serving")

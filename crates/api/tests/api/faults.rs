@@ -58,4 +58,150 @@ async fn an_exhausted_pool_answers_503_within_the_checkout_timeout(backend: Back
     );
 }
 
-crate::both_backends!(an_exhausted_pool_answers_503_within_the_checkout_timeout);
+/// SIGKILL in the middle of a burst of creates and finishes: after a restart every write that
+/// was acknowledged is there, and no job is left PENDING past the reaper.
+async fn acknowledged_writes_survive_a_sigkill_mid_burst(backend: Backend) {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{json, Value};
+
+    use crate::ops::serve;
+
+    let Some(db) = asyncstatus_persistence::testing::TestDatabase::new(backend) else {
+        return;
+    };
+    let url = db.url_string();
+    let served = actix_web::rt::task::spawn_blocking(move || serve(&url, &[]))
+        .await
+        .unwrap();
+    let base = served.base.clone();
+    let login = json!({"u": crate::helpers::ADMIN, "p": crate::helpers::ADMIN_PASSWORD});
+    let r = reqwest::Client::new()
+        .post(format!("{base}/user/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    let token = crate::helpers::token_of(&r).unwrap();
+
+    // id → the last status the service acknowledged for it.
+    let acked: Arc<Mutex<HashMap<i64, String>>> = Arc::default();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (acked, base, token) = (acked.clone(), base.clone(), token.clone());
+            actix_web::rt::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0.. {
+                    let Ok(r) = http
+                        .post(format!("{base}/async_status"))
+                        .bearer_auth(&token)
+                        .json(&json!({"message": format!("w{w} n{n}")}))
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if r.status() != StatusCode::ACCEPTED {
+                        return;
+                    }
+                    let Ok(body) = r.json::<Value>().await else {
+                        return;
+                    };
+                    let id = body["response"]["id"].as_i64().unwrap();
+                    acked.lock().unwrap().insert(id, "PENDING".into());
+                    if n % 3 == 0 {
+                        continue; // leave some pending: the reaper's
+                    }
+                    let status = if n % 3 == 1 { "SUCCEEDED" } else { "FAILED" };
+                    let Ok(r) = http
+                        .put(format!("{base}/async_status/{id}"))
+                        .bearer_auth(&token)
+                        .json(&json!({"status": status}))
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if r.status() != StatusCode::OK {
+                        return;
+                    }
+                    acked.lock().unwrap().insert(id, status.into());
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 150 {
+        assert!(Instant::now() < deadline, "the burst is too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut child = served.child;
+    child.kill().unwrap(); // SIGKILL mid-burst
+    child.wait().unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let url = db.url_string();
+    let restarted = actix_web::rt::task::spawn_blocking(move || {
+        serve(&url, &[("ASYNCSTATUS__JOBS__STALE_AFTER", "1ms")])
+    })
+    .await
+    .unwrap();
+    let base = restarted.base.clone();
+    let http = crate::helpers::cookie_client();
+    http.post(format!("{base}/user/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    let all: Value = http
+        .get(format!("{base}/async_status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: HashMap<i64, String> = all["response"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_i64().unwrap(),
+                j["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut child = restarted.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for (id, status) in &acked {
+        let now = stored
+            .get(id)
+            .unwrap_or_else(|| panic!("acknowledged job {id} is gone"));
+        if status == "PENDING" {
+            // Its finish may have landed unacknowledged (killed before the answer went out);
+            // either way it is final now: abandoned, or finished.
+            assert!(
+                now == "FAILED" || now == "SUCCEEDED",
+                "job {id} is {now} after the restart"
+            );
+        } else {
+            assert_eq!(now, status, "job {id}: the acknowledged finish stands");
+        }
+    }
+    assert!(
+        !stored.values().any(|s| s == "PENDING"),
+        "nothing left pending past the reaper"
+    );
+    assert!(acked.len() >= 150);
+}
+
+crate::both_backends!(
+    an_exhausted_pool_answers_503_within_the_checkout_timeout,
+    acknowledged_writes_survive_a_sigkill_mid_burst,
+);

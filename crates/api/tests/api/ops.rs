@@ -280,13 +280,13 @@ async fn https_serves_with_the_configured_certificate(backend: Backend) {
 }
 
 /// `serve` as a child process: its port, and its stderr lines as they come.
-struct Served {
-    child: std::process::Child,
-    base: String,
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
     log: std::sync::mpsc::Receiver<String>,
 }
 
-fn serve(db_url: &str, env: &[(&str, &str)]) -> Served {
+pub fn serve(db_url: &str, env: &[(&str, &str)]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_asyncstatus-api"))
         .arg("serve")
         .env(
@@ -302,8 +302,10 @@ fn serve(db_url: &str, env: &[(&str, &str)]) -> Served {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let first = stdout.lines().next().unwrap().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    // Keep reading, so the banner's later lines find a reader.
+    std::thread::spawn(move || stdout.for_each(drop));
     let base = first
         .split_whitespace()
         .find(|w| w.starts_with("http"))
