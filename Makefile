@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 # The Traffic Ops Python client the compatibility test drives.
 TO_CLIENT := apache-trafficcontrol==3.1.0
 
-.PHONY: run test lint fmt build release clean help
+.PHONY: run test lint fmt build release bench clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ build: ## Debug build
 
 release: ## Release build of the binary (target/release/asyncstatus-api)
 	$(CARGO) build --release -p asyncstatus-api
+
+bench: ## Release build, then load on SQLite and a throwaway PostgreSQL vs their ceilings (~4 min; table in target/bench/last.txt)
+	scripts/bench
 
 clean: ## Remove build output and the local SQLite data
 	$(CARGO) clean
