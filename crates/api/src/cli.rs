@@ -90,7 +90,8 @@ pub enum RoleCommand {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(&Sources::from_process(cli.config.clone()))?;
-    crate::telemetry::init(settings.log.format);
+    // Held until exit: dropping it writes the log lines still queued.
+    let _log = crate::telemetry::init(settings.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => {

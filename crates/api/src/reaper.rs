@@ -9,7 +9,7 @@ use actix_web::web;
 use asyncstatus_persistence::now_micros;
 
 use crate::http::error::ApiError;
-use crate::state::{blocking, AppState};
+use crate::state::{AppState, Database};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -27,25 +27,25 @@ fn before(now: chrono::DateTime<chrono::Utc>, age: Duration) -> chrono::DateTime
 
 /// One sweep.
 pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
-    let state = state.clone();
-    blocking(move || {
-        let now = now_micros();
-        let jobs = &state.settings.jobs;
-        let abandoned = state
-            .store
-            .fail_stale_jobs(before(now, jobs.stale_after), now)?
-            .len();
-        let purged = if jobs.retention.is_zero() {
-            0
-        } else {
-            state
+    state
+        .db(|state| {
+            let now = now_micros();
+            let jobs = &state.settings.jobs;
+            let abandoned = state
                 .store
-                .purge_finished_jobs(before(now, jobs.retention))?
-        };
-        state.store.purge_expired_revocations(now)?;
-        Ok::<_, asyncstatus_persistence::StoreError>(Sweep { abandoned, purged })
-    })
-    .await
+                .fail_stale_jobs(before(now, jobs.stale_after), now)?
+                .len();
+            let purged = if jobs.retention.is_zero() {
+                0
+            } else {
+                state
+                    .store
+                    .purge_finished_jobs(before(now, jobs.retention))?
+            };
+            state.store.purge_expired_revocations(now)?;
+            Ok::<_, asyncstatus_persistence::StoreError>(Sweep { abandoned, purged })
+        })
+        .await
 }
 
 /// Sweeps every `jobs.reaper_interval` (the first one an interval from now: start-up sweeps

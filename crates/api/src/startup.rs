@@ -68,6 +68,7 @@ impl Application {
             store,
             auth,
             login_slots: tokio::sync::Semaphore::new(logins),
+            db_slots: tokio::sync::Semaphore::new(settings.database.pool_size as usize),
             waiters,
             metrics: crate::metrics::Metrics::new().context("registering metrics")?,
             _listener: listener,

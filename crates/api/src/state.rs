@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use actix_web::web;
 use asyncstatus_auth::Authenticator;
 use asyncstatus_persistence::{ChangeListener, Store};
 use tokio::sync::Semaphore;
@@ -17,11 +18,42 @@ pub struct AppState {
     /// Bounds concurrent password derivations (16 MiB and ~50 ms of CPU each), so logins
     /// cannot starve other requests of threads, CPU or memory.
     pub login_slots: Semaphore,
+    /// Bounds concurrent database work to the pool size (see [`AppState::db`]).
+    pub db_slots: Semaphore,
     /// Long-poll waiters, woken by the store's change feed.
     pub waiters: Arc<crate::waiters::Waiters>,
     pub metrics: crate::metrics::Metrics,
     /// Keeps the change feed's listener running while the application lives.
     pub _listener: ChangeListener,
+}
+
+/// THE way to the database from a request (implemented for the handlers' `web::Data`).
+pub trait Database {
+    /// Runs `work` on the blocking thread pool, at most `database.pool_size` at a time (the
+    /// others wait as futures, holding no thread), so threads do not pile up on the pool's
+    /// lock. The pool's checkout timeout bounds the wait for a connection (503 past it).
+    fn db<T, E, F>(&self, work: F) -> impl std::future::Future<Output = Result<T, ApiError>>
+    where
+        F: FnOnce(&AppState) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static;
+}
+
+impl Database for web::Data<AppState> {
+    async fn db<T, E, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&AppState) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let _slot = self
+            .db_slots
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal(format!("database slots closed: {e}")))?;
+        let state = self.clone();
+        blocking(move || work(&state)).await
+    }
 }
 
 /// Runs blocking work (diesel, scrypt) on the blocking thread pool and maps its error. A

@@ -120,16 +120,40 @@ impl Authenticator {
 
     /// The principal a token stands for: the token must verify, not be revoked, and its user
     /// must exist with a role that may log in. Loaded users are trusted for `user_cache_ttl`.
+    /// Reads the database on a cache miss (see [`Self::authenticate_cached`] for the part
+    /// that never does).
     pub fn authenticate(&self, token: &str) -> Result<(Principal, Claims), AuthError> {
         let claims = self.tokens.verify(token)?;
-        if !self.cache_ttl.is_zero() {
-            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(hit) = cache.get(&claims.jti) {
-                if hit.loaded.elapsed() < self.cache_ttl {
-                    return Ok((hit.principal.clone(), claims));
-                }
-            }
+        match self.cached(&claims) {
+            Some(principal) => Ok((principal, claims)),
+            None => Ok((self.load(&claims)?, claims)),
         }
+    }
+
+    /// The CPU-only part of [`Self::authenticate`]: verifies the token and looks in the cache.
+    /// `Ok(Some)` on a hit; `Ok(None)` when the database must be read ([`Self::load`]).
+    pub fn authenticate_cached(
+        &self,
+        token: &str,
+    ) -> Result<(Option<Principal>, Claims), AuthError> {
+        let claims = self.tokens.verify(token)?;
+        Ok((self.cached(&claims), claims))
+    }
+
+    fn cached(&self, claims: &Claims) -> Option<Principal> {
+        if self.cache_ttl.is_zero() {
+            return None;
+        }
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&claims.jti)
+            .filter(|hit| hit.loaded.elapsed() < self.cache_ttl)
+            .map(|hit| hit.principal.clone())
+    }
+
+    /// Loads the principal of verified `claims` from the database (revocation, user, role,
+    /// permissions) and caches it.
+    pub fn load(&self, claims: &Claims) -> Result<Principal, AuthError> {
         if self.store.is_token_revoked(&claims.jti)? {
             return Err(AuthError::Unauthorized);
         }
@@ -155,7 +179,7 @@ impl Authenticator {
                 },
             );
         }
-        Ok((principal, claims))
+        Ok(principal)
     }
 
     /// Revokes the token: from now on it is refused (by every replica once its cache entry,

@@ -15,7 +15,7 @@ use asyncstatus_auth::{Claims, Principal};
 use asyncstatus_domain::Permission;
 
 use crate::http::error::ApiError;
-use crate::state::{blocking, AppState};
+use crate::state::{AppState, Database};
 
 /// The name of the session cookie (Traffic Ops').
 pub const ACCESS_TOKEN: &str = "access_token";
@@ -76,8 +76,15 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let state = app_state(&req)?;
             let (token, via_cookie) = token_of(&req).ok_or_else(ApiError::unauthorized)?;
-            let worker = state.clone();
-            let (principal, claims) = blocking(move || worker.auth.authenticate(&token)).await?;
+            // Verifying the token and the cache are CPU-only; only a miss reads the database.
+            let (principal, claims) = match state.auth.authenticate_cached(&token)? {
+                (Some(principal), claims) => (principal, claims),
+                (None, claims) => {
+                    state
+                        .db(move |s| s.auth.load(&claims).map(|p| (p, claims)))
+                        .await?
+                }
+            };
             if via_cookie {
                 if let Some((fresh, _)) = state.auth.refresh(&claims)? {
                     req.extensions_mut().insert(RefreshedToken(fresh));

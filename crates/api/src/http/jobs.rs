@@ -16,7 +16,7 @@ use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{json_object, read_body, string_field, ApiVersion, Authenticated};
 use crate::http::response::{json, json_with, Alert, Envelope, JobJson, Summary};
-use crate::state::{blocking, AppState};
+use crate::state::{AppState, Database};
 
 const NOT_FOUND: &str = "async status not found";
 
@@ -65,8 +65,8 @@ fn message_field(
 }
 
 async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiError> {
-    let worker = state.clone();
-    blocking(move || worker.store.get_job(id))
+    state
+        .db(move |s| s.store.get_job(id))
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }
@@ -140,8 +140,7 @@ pub async fn list(
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
     let query = ListQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ApiError::bad_request(e.0))?;
-    let worker = state.clone();
-    let (jobs, count) = blocking(move || worker.store.list_jobs(&query)).await?;
+    let (jobs, count) = state.db(move |s| s.store.list_jobs(&query)).await?;
     let envelope = Envelope {
         alerts: None,
         response: Some(jobs.iter().map(JobJson::from).collect::<Vec<_>>()),
@@ -161,8 +160,9 @@ pub async fn create(
     auth.require(&[Permission::ASYNC_STATUS_CREATE])?;
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
     let message = message_field(&json_object(&body, true)?)?;
-    let worker = state.clone();
-    let job = blocking(move || worker.store.create_job(message.as_deref(), now_micros())).await?;
+    let job = state
+        .db(move |s| s.store.create_job(message.as_deref(), now_micros()))
+        .await?;
     let location = format!("/api/{}/async_status/{}", version.0, job.id);
     let alert = Alert::success(format!(
         "Async job {} created. See {location} for its status.",
@@ -193,8 +193,9 @@ pub async fn update(
         status,
         message: message_field(&body)?,
     };
-    let worker = state.clone();
-    let outcome = blocking(move || worker.store.update_job(id, &update, now_micros())).await?;
+    let outcome = state
+        .db(move |s| s.store.update_job(id, &update, now_micros()))
+        .await?;
     match outcome {
         UpdateOutcome::Updated(job) => {
             let text = if job.status.is_final() {
@@ -224,8 +225,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_DELETE])?;
     let id = parse_id(&id)?;
-    let worker = state.clone();
-    if blocking(move || worker.store.delete_job(id)).await? {
+    if state.db(move |s| s.store.delete_job(id)).await? {
         Ok(json(
             StatusCode::OK,
             &Envelope::alert(Alert::success(format!("Async job {id} deleted."))),

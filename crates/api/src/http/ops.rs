@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::http::error::ApiError;
 use crate::http::response::json as json_response;
-use crate::state::{blocking, AppState};
+use crate::state::{AppState, Database};
 
 /// `GET /api/{v}/ping` → `{"ping":"pong"}`.
 pub async fn ping() -> HttpResponse {
@@ -21,12 +21,12 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the database answers and no migration is pending; 503 with the reason
 /// otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let worker = state.clone();
-    let check = blocking(move || {
-        worker.store.ping()?;
-        worker.store.pending_migrations()
-    })
-    .await;
+    let check = state
+        .db(|s| {
+            s.store.ping()?;
+            s.store.pending_migrations()
+        })
+        .await;
     match check {
         Ok(pending) if pending.is_empty() => {
             json_response(StatusCode::OK, &json!({"status": "ready"}))
@@ -52,10 +52,7 @@ pub async fn openapi() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format, no auth (serve it on a network you trust).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let worker = state.clone();
-    let jobs = blocking(move || worker.store.count_jobs_by_status())
-        .await
-        .ok();
+    let jobs = state.db(|s| s.store.count_jobs_by_status()).await.ok();
     let text = state.metrics.render(
         state.store.pool_state(),
         jobs.as_deref(),

@@ -10,7 +10,7 @@ use crate::http::extract::{
     json_object, read_body, string_field, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
 };
 use crate::http::response::{json, json_with, Alert, Envelope};
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, AppState, Database};
 
 /// The `access_token` cookie for `token`, living `max_age`.
 pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> Cookie<'static> {
@@ -66,9 +66,8 @@ pub async fn logout(
     req: HttpRequest,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let worker = state.clone();
     let claims = auth.claims.clone();
-    blocking(move || worker.auth.logout(&claims)).await?;
+    state.db(move |s| s.auth.logout(&claims)).await?;
     req.extensions_mut().remove::<RefreshedToken>();
     let mut expired = token_cookie(
         String::new(),
