@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 # The Traffic Ops Python client the compatibility test drives.
 TO_CLIENT := apache-trafficcontrol==3.1.0
 
-.PHONY: run test lint fmt build release bench clean help
+.PHONY: run test lint fmt build release bench fuzz clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ release: ## Release build of the binary (target/release/asyncstatus-api)
 
 bench: ## Release build, then load on SQLite and a throwaway PostgreSQL vs their ceilings (~4 min; table in target/bench/last.txt)
 	scripts/bench
+
+fuzz: ## Schemathesis against the debug build on a temporary SQLite database, per docs/openapi.json (~2 min; reports in target/fuzz)
+	scripts/fuzz
 
 clean: ## Remove build output and the local SQLite data
 	$(CARGO) clean

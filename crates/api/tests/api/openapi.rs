@@ -11,8 +11,10 @@ use serde_json::{json, Map, Value};
 
 use crate::helpers::{TestApp, ADMIN, ADMIN_PASSWORD};
 
-/// The methods probed on every documented path.
-const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+/// The methods an OpenAPI path item can hold; every documented path is probed with each.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE",
+];
 
 /// The document as it is in the repository.
 fn repository_document() -> String {
@@ -20,7 +22,8 @@ fn repository_document() -> String {
     std::fs::read_to_string(path).expect("docs/openapi.json is readable")
 }
 
-/// The path templates of the document matching a concrete path: `{name}` matches one segment.
+/// Whether a concrete path falls under a path template, where `{name}` matches one non-empty
+/// segment.
 fn matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
     t.len() == p.len()
@@ -30,8 +33,8 @@ fn matches(template: &str, path: &str) -> bool {
 }
 
 /// OpenAPI 3.0 schema → JSON Schema (draft 4): `nullable: true` becomes a `null` type (and a
-/// `null` in `enum`); keywords JSON Schema does not know are dropped. Values that are data,
-/// not schemas (`enum`, `default`, `example`), are left alone.
+/// `null` in `enum`); OpenAPI's own keywords (`example`, `readOnly`, …) are dropped. `enum`
+/// and `default` hold data, not schemas, and are copied as they are.
 fn json_schema(schema: &Value) -> Value {
     match schema {
         Value::Object(map) => {
@@ -526,7 +529,8 @@ async fn undocumented_paths_answer_404(backend: Backend) {
     }
 }
 
-/// A request through `client`, checked against the document; returns the status and body.
+/// Sends a request and checks its answer against the document; returns the status, the body
+/// (`Value::Null` when there is none) and the headers.
 async fn call(
     contract: &Contract,
     request: reqwest::RequestBuilder,
@@ -779,6 +783,19 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
         metrics.as_str().unwrap().contains("# TYPE "),
         "Prometheus text"
     );
+
+    // 406: an Accept-Encoding that refuses everything the server can send.
+    let refusing = reqwest::Client::builder().no_gzip().build().unwrap();
+    for path in ["/api/4.0/ping", "/healthz", "/metrics"] {
+        let (status, body, _) = call(
+            c,
+            refusing
+                .get(url(path))
+                .header("accept-encoding", "identity;q=0"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_ACCEPTABLE, "{path}: {body}");
+    }
 }
 
 async fn throttled_logins_and_an_unavailable_database_answer_as_documented(backend: Backend) {
