@@ -69,6 +69,7 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthConfig {
+    #[serde(deserialize_with = "comma_list")]
     pub secrets: Vec<Secret>,
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
@@ -103,7 +104,31 @@ pub struct BootstrapSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CorsSettings {
+    #[serde(deserialize_with = "comma_list")]
     pub allowed_origins: Vec<String>,
+}
+
+/// A list from a TOML array, or from comma-separated text (environment variables).
+fn comma_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText<T> {
+        List(Vec<T>),
+        Text(String),
+    }
+    match ListOrText::<T>::deserialize(deserializer)? {
+        ListOrText::List(items) => Ok(items),
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| T::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(item)))
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -190,10 +215,9 @@ impl Settings {
                 Environment::with_prefix("ASYNCSTATUS")
                     .prefix_separator("__")
                     .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("auth.secrets")
-                    .with_list_parse_key("cors.allowed_origins")
-                    .try_parsing(true),
+                    // Values stay text (a password "0012" must not become 12); typed keys
+                    // parse from text, and the list keys split themselves (`comma_list`).
+                    .try_parsing(false),
             );
         }
         let mut settings: Settings = builder
@@ -370,6 +394,51 @@ mod tests {
             assert!(err.contains(key), "{toml:?} gave {err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Environment values are text: a numeric-looking password or secret stays exactly as
+    /// given, while typed keys (ports, sizes, booleans, durations, lists) still parse.
+    #[test]
+    fn environment_variables_keep_their_text_and_parse_typed_keys() {
+        let vars = [
+            ("ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD", "0012345678"),
+            (
+                "ASYNCSTATUS__AUTH__SECRETS",
+                "00123456789012345678901234567890123,true",
+            ),
+            ("ASYNCSTATUS__SERVER__PORT", "9090"),
+            ("ASYNCSTATUS__SERVER__MAX_BODY_BYTES", "4096"),
+            ("ASYNCSTATUS__AUTH__COOKIE_SECURE", "true"),
+            ("ASYNCSTATUS__JOBS__STALE_AFTER", "2m"),
+            (
+                "ASYNCSTATUS__CORS__ALLOWED_ORIGINS",
+                "https://a.example,https://b.example",
+            ),
+        ];
+        let source = Environment::with_prefix("ASYNCSTATUS")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(false)
+            .source(Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ));
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(source)
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap();
+        let password = settings.bootstrap.admin_password.unwrap();
+        assert_eq!(password.expose(), "0012345678");
+        let secrets: Vec<&str> = settings.auth.secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["00123456789012345678901234567890123", "true"]);
+        assert_eq!(settings.server.port, 9090);
+        assert_eq!(settings.server.max_body_bytes, 4096);
+        assert!(settings.auth.cookie_secure);
+        assert_eq!(settings.jobs.stale_after, Duration::from_secs(120));
+        assert_eq!(settings.cors.allowed_origins.len(), 2);
     }
 
     #[test]

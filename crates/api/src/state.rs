@@ -31,7 +31,9 @@ pub struct AppState {
 pub trait Database {
     /// Runs `work` on the blocking thread pool, at most `database.pool_size` at a time (the
     /// others wait as futures, holding no thread), so threads do not pile up on the pool's
-    /// lock. The pool's checkout timeout bounds the wait for a connection (503 past it).
+    /// lock. The pool's checkout timeout bounds the wait for a connection, and
+    /// `server.request_timeout` the whole (waiting for a slot included): 503 past either.
+    /// Long-poll waits happen outside and do not count.
     fn db<T, E, F>(&self, work: F) -> impl std::future::Future<Output = Result<T, ApiError>>
     where
         F: FnOnce(&AppState) -> Result<T, E> + Send + 'static,
@@ -46,13 +48,25 @@ impl Database for web::Data<AppState> {
         T: Send + 'static,
         E: Into<ApiError> + Send + 'static,
     {
-        let _slot = self
-            .db_slots
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(format!("database slots closed: {e}")))?;
         let state = self.clone();
-        blocking(move || work(&state)).await
+        let run = async move {
+            let _slot = state
+                .db_slots
+                .acquire()
+                .await
+                .map_err(|e| ApiError::internal(format!("database slots closed: {e}")))?;
+            let worker = state.clone();
+            blocking(move || work(&worker)).await
+        };
+        tokio::time::timeout(self.settings.server.request_timeout, run)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!("database work passed server.request_timeout");
+                Err(ApiError::new(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "the request took longer than the server allows (server.request_timeout); try again",
+                ))
+            })
     }
 }
 

@@ -22,7 +22,7 @@ pub enum AuthError {
     #[error("missing required Permissions: {}", .0.iter().map(Permission::as_str).collect::<Vec<_>>().join(", "))]
     Forbidden(Vec<Permission>),
     /// Too many failed logins for this username or client address.
-    #[error("too many failed login attempts; try again in {} seconds", .retry_after.as_secs().max(1))]
+    #[error("too many failed login attempts; try again in {} seconds", whole_seconds_up(*.retry_after))]
     Throttled { retry_after: Duration },
     /// The database failed.
     #[error(transparent)]
@@ -32,9 +32,27 @@ pub enum AuthError {
     Issue(String),
 }
 
+/// Seconds, rounded up (so a client told to wait never comes back too early), at least 1.
+pub fn whole_seconds_up(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds_up(Duration::from_millis(299_500)), 300);
+        assert_eq!(whole_seconds_up(Duration::from_secs(300)), 300);
+        assert_eq!(whole_seconds_up(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds_up(Duration::ZERO), 1);
+        let text = AuthError::Throttled {
+            retry_after: Duration::from_millis(299_500),
+        }
+        .to_string();
+        assert!(text.ends_with("in 300 seconds"), "{text}");
+    }
 
     #[test]
     fn texts_are_traffic_ops_own() {

@@ -13,7 +13,7 @@ mod throttle;
 pub mod token;
 
 pub use authenticator::{AuthSettings, Authenticator, LoggedIn};
-pub use error::AuthError;
+pub use error::{whole_seconds_up, AuthError};
 pub use principal::Principal;
 pub use throttle::LoginThrottle;
 pub use token::{Claims, TokenService};

@@ -139,9 +139,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status);
         if let Some(wait) = self.retry_after {
-            // Whole seconds, rounded up so a client never comes back too early.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            builder.insert_header((RETRY_AFTER, secs.max(1)));
+            builder.insert_header((RETRY_AFTER, asyncstatus_auth::whole_seconds_up(wait)));
         }
         if let Some(allow) = self.allow {
             builder.insert_header((ALLOW, allow));

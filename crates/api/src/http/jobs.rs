@@ -49,7 +49,10 @@ fn job_headers(state: &AppState, builder: &mut actix_web::HttpResponseBuilder, j
         .insert_header((ETAG, conditional::etag(job)))
         .insert_header((LAST_MODIFIED, conditional::last_modified(job)));
     if job.status == JobStatus::Pending {
-        builder.insert_header((RETRY_AFTER, state.settings.jobs.poll_hint.as_secs().max(1)));
+        builder.insert_header((
+            RETRY_AFTER,
+            asyncstatus_auth::whole_seconds_up(state.settings.jobs.poll_hint),
+        ));
     }
 }
 

@@ -201,7 +201,54 @@ async fn acknowledged_writes_survive_a_sigkill_mid_burst(backend: Backend) {
     assert!(acked.len() >= 150);
 }
 
+async fn a_request_past_the_request_timeout_answers_503(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.database.pool_size = 1;
+        s.database.checkout_timeout = Duration::from_secs(10);
+        s.server.request_timeout = Duration::from_millis(300);
+        s.jobs.max_wait = Duration::ZERO;
+    })
+    .await
+    else {
+        return;
+    };
+    app.login_admin().await;
+    let id = app.create_job("slow").await;
+    let store = app.store.clone();
+    let guard = actix_web::rt::task::spawn_blocking(move || store.hold_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    let started = Instant::now();
+    let r = app
+        .client
+        .get(app.api(&format!("/async_status/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_alert(
+        r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the request took longer than the server allows (server.request_timeout); try again",
+    )
+    .await;
+    assert!(
+        waited < Duration::from_secs(3),
+        "answered at the deadline: {waited:?}"
+    );
+    drop(guard);
+    let r = app
+        .client
+        .get(app.api(&format!("/async_status/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 crate::both_backends!(
+    a_request_past_the_request_timeout_answers_503,
     an_exhausted_pool_answers_503_within_the_checkout_timeout,
     acknowledged_writes_survive_a_sigkill_mid_burst,
 );
