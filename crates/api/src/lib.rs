@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod http;
 pub mod metrics;
+pub mod reads;
 pub mod reaper;
 pub mod settings;
 pub mod startup;

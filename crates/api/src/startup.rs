@@ -71,6 +71,7 @@ impl Application {
             db_slots: tokio::sync::Semaphore::new(settings.database.pool_size as usize),
             waiters,
             metrics: crate::metrics::Metrics::new().context("registering metrics")?,
+            reads: Default::default(),
             _listener: listener,
             settings,
         });

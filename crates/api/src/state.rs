@@ -23,6 +23,8 @@ pub struct AppState {
     /// Long-poll waiters, woken by the store's change feed.
     pub waiters: Arc<crate::waiters::Waiters>,
     pub metrics: crate::metrics::Metrics,
+    /// Job reads waiting to be looked up together (see [`crate::reads`]).
+    pub reads: crate::reads::JobReads,
     /// Keeps the change feed's listener running while the application lives.
     pub _listener: ChangeListener,
 }

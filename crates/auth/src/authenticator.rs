@@ -34,6 +34,7 @@ pub struct LoggedIn {
 
 struct Cached {
     principal: Principal,
+    claims: Claims,
     loaded: Instant,
 }
 
@@ -46,7 +47,8 @@ pub struct Authenticator {
     tokens: TokenService,
     throttle: LoginThrottle,
     cache_ttl: Duration,
-    /// Principals by token id, trusted for `cache_ttl`.
+    /// Principals by token, trusted for `cache_ttl`. Keyed by the whole token: the same
+    /// string was verified when it was cached, so a hit skips verification (not expiry).
     cache: RwLock<HashMap<String, Cached>>,
 }
 
@@ -123,37 +125,33 @@ impl Authenticator {
     /// Reads the database on a cache miss (see [`Self::authenticate_cached`] for the part
     /// that never does).
     pub fn authenticate(&self, token: &str) -> Result<(Principal, Claims), AuthError> {
-        let claims = self.tokens.verify(token)?;
-        match self.cached(&claims) {
-            Some(principal) => Ok((principal, claims)),
-            None => Ok((self.load(&claims)?, claims)),
+        match self.authenticate_cached(token)? {
+            (Some(principal), claims) => Ok((principal, claims)),
+            (None, claims) => Ok((self.load(token, &claims)?, claims)),
         }
     }
 
-    /// The CPU-only part of [`Self::authenticate`]: verifies the token and looks in the cache.
-    /// `Ok(Some)` on a hit; `Ok(None)` when the database must be read ([`Self::load`]).
+    /// The CPU-only part of [`Self::authenticate`]: the cache, else verification of the
+    /// token. `Ok(Some)` on a hit; `Ok(None)` when the database must be read ([`Self::load`]).
     pub fn authenticate_cached(
         &self,
         token: &str,
     ) -> Result<(Option<Principal>, Claims), AuthError> {
-        let claims = self.tokens.verify(token)?;
-        Ok((self.cached(&claims), claims))
-    }
-
-    fn cached(&self, claims: &Claims) -> Option<Principal> {
-        if self.cache_ttl.is_zero() {
-            return None;
+        if !self.cache_ttl.is_zero() {
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(token) {
+                let fresh = hit.loaded.elapsed() < self.cache_ttl;
+                if fresh && hit.claims.exp > chrono::Utc::now().timestamp() {
+                    return Ok((Some(hit.principal.clone()), hit.claims.clone()));
+                }
+            }
         }
-        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(&claims.jti)
-            .filter(|hit| hit.loaded.elapsed() < self.cache_ttl)
-            .map(|hit| hit.principal.clone())
+        Ok((None, self.tokens.verify(token)?))
     }
 
-    /// Loads the principal of verified `claims` from the database (revocation, user, role,
-    /// permissions) and caches it.
-    pub fn load(&self, claims: &Claims) -> Result<Principal, AuthError> {
+    /// Loads the principal of `token`, whose verified claims are `claims`, from the database
+    /// (revocation, user, role, permissions) and caches it.
+    pub fn load(&self, token: &str, claims: &Claims) -> Result<Principal, AuthError> {
         if self.store.is_token_revoked(&claims.jti)? {
             return Err(AuthError::Unauthorized);
         }
@@ -172,9 +170,10 @@ impl Authenticator {
                 cache.retain(|_, c| c.loaded.elapsed() < ttl);
             }
             cache.insert(
-                claims.jti.clone(),
+                token.to_owned(),
                 Cached {
                     principal: principal.clone(),
+                    claims: claims.clone(),
                     loaded: Instant::now(),
                 },
             );
@@ -189,7 +188,7 @@ impl Authenticator {
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&claims.jti);
+            .retain(|_, cached| cached.claims.jti != claims.jti);
         Ok(())
     }
 

@@ -74,6 +74,20 @@ impl Store {
         row.map(AsyncStatus::try_from).transpose()
     }
 
+    /// The jobs with these ids (those that exist, in no particular order): one prepared
+    /// `id = ANY($1)` lookup on PostgreSQL; on SQLite the one-id case uses the cached point
+    /// lookup of [`Store::get_job`].
+    pub fn get_jobs(&self, ids: &[i64]) -> Result<Vec<AsyncStatus>, StoreError> {
+        if let [one] = ids {
+            return Ok(self.get_job(*one)?.into_iter().collect());
+        }
+        let rows = with_conn!(self, |conn| async_status
+            .filter(id.eq_any(ids))
+            .load::<JobRow>(conn)
+            .map_err(StoreError::query("loading async statuses")))?;
+        to_jobs(rows)
+    }
+
     /// The jobs a list query selects, and how many it selects before paging.
     pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
         let (rows, total) = with_conn!(self, |conn| {

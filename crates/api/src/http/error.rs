@@ -17,7 +17,7 @@ use super::response::{json_with, Alert, Envelope};
 pub const VERSION_NOT_IMPLEMENTED: &str = "The requested api version is not implemented by this server. If you are using a newer client with an older server, you will need to use an older client version or upgrade your server.";
 
 /// An error answer: a status, the alert text the user sees, and the headers some statuses need.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     text: String,

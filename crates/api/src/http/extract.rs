@@ -81,7 +81,7 @@ impl FromRequest for Authenticated {
                 (Some(principal), claims) => (principal, claims),
                 (None, claims) => {
                     state
-                        .db(move |s| s.auth.load(&claims).map(|p| (p, claims)))
+                        .db(move |s| s.auth.load(&token, &claims).map(|p| (p, claims)))
                         .await?
                 }
             };

@@ -67,9 +67,9 @@ fn message_field(
     Ok(message.map(str::to_owned))
 }
 
+/// The job, read together with the other reads waiting now (see [`crate::reads`]).
 async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiError> {
-    state
-        .db(move |s| s.store.get_job(id))
+    crate::reads::job(state, id)
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }

@@ -150,7 +150,71 @@ async fn authentication_is_checked_before_the_id(backend: Backend) {
     }
 }
 
+/// Reads are coalesced into shared lookups under load: each answer must still be the job that
+/// was asked for, missing ones must still be 404, and a read after a write must see it.
+async fn concurrent_reads_each_get_their_own_job(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(app.create_job(&format!("job number {i}")).await);
+    }
+    let readers: Vec<_> = (0..200)
+        .map(|n| {
+            let wanted = if n % 11 == 10 {
+                999_000 + n
+            } else {
+                ids[n as usize % 10]
+            };
+            let (client, url) = (
+                app.client.clone(),
+                app.api(&format!("/async_status/{wanted}")),
+            );
+            actix_web::rt::spawn(async move {
+                let r = client.get(url).send().await.unwrap();
+                (wanted, r.status(), r.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    for reader in readers {
+        let (wanted, status, body) = reader.await.unwrap();
+        match ids.iter().position(|id| *id == wanted) {
+            Some(i) => {
+                assert_eq!(status, StatusCode::OK);
+                assert_eq!(body["response"]["id"], wanted);
+                assert_eq!(body["response"]["message"], format!("job number {i}"));
+            }
+            None => assert_eq!(status, StatusCode::NOT_FOUND, "{wanted}"),
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let url = app.api(&format!("/async_status/{id}"));
+        let put = app
+            .client
+            .put(&url)
+            .json(&serde_json::json!({"status": "PENDING", "message": format!("updated {i}")}));
+        assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
+        let body: Value = app
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["response"]["message"],
+            format!("updated {i}"),
+            "read-your-writes"
+        );
+    }
+}
+
 crate::both_backends!(
+    concurrent_reads_each_get_their_own_job,
     a_job_reads_exactly_as_traffic_ops_shows_it,
     finished_jobs_show_their_end_time_and_null_messages_stay_null,
     ids_are_parsed_as_traffic_ops_does,

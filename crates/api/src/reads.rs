@@ -1,0 +1,88 @@
+//! Coalesced job reads. `GET async_status/{id}` is the hot path: every poller asks for its job,
+//! again and again. Instead of one database round trip (and one thread hop) per request, the
+//! requests that arrive while a lookup is in flight wait together and go as the next single
+//! lookup of all their ids (one prepared `id = ANY($1)` on PostgreSQL). Under light load a
+//! lookup holds one id, so nothing waits longer than one lookup; under load the hop and the
+//! round trip are shared.
+//!
+//! Read-your-writes holds: a request waits for a lookup that *starts* after it was queued, so
+//! it sees every change acknowledged before it was made.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use actix_web::web;
+use asyncstatus_domain::AsyncStatus;
+use tokio::sync::oneshot;
+
+use crate::http::error::ApiError;
+use crate::state::{AppState, Database};
+
+type Answer = oneshot::Sender<Result<Option<AsyncStatus>, ApiError>>;
+
+/// The queue of job reads waiting for the next lookup.
+#[derive(Default)]
+pub struct JobReads {
+    queue: Mutex<Vec<(i64, Answer)>>,
+    /// True while a task is draining the queue.
+    draining: AtomicBool,
+}
+
+impl JobReads {
+    fn take(&self) -> Vec<(i64, Answer)> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
+
+/// The job `id`, read together with the other reads waiting now.
+pub async fn job(state: &web::Data<AppState>, id: i64) -> Result<Option<AsyncStatus>, ApiError> {
+    let (answer, answered) = oneshot::channel();
+    state
+        .reads
+        .queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((id, answer));
+    if !state.reads.draining.swap(true, Ordering::AcqRel) {
+        actix_web::rt::spawn(drain(state.clone()));
+    }
+    answered
+        .await
+        .map_err(|_| ApiError::internal("a job read was dropped"))?
+}
+
+/// Looks up what is queued, batch after batch, until the queue stays empty.
+async fn drain(state: web::Data<AppState>) {
+    let reads = &state.reads;
+    loop {
+        let batch = reads.take();
+        if batch.is_empty() {
+            reads.draining.store(false, Ordering::Release);
+            // A read queued between the take and the store found us still draining: take it
+            // (unless another drain started for it).
+            if reads.is_empty() || reads.draining.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            continue;
+        }
+        let mut ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let found = state.db(move |s| s.store.get_jobs(&ids)).await;
+        for (id, answer) in batch {
+            let reply = match &found {
+                Ok(jobs) => Ok(jobs.iter().find(|j| j.id == id).cloned()),
+                Err(e) => Err(e.clone()),
+            };
+            // The asker may have gone (client hung up): nothing to do.
+            let _ = answer.send(reply);
+        }
+    }
+}
