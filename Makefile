@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 # The Traffic Ops Python client the compatibility test drives.
 TO_CLIENT := apache-trafficcontrol==3.1.0
 
-.PHONY: run test lint fmt build release bench fuzz clean help
+.PHONY: run test lint fmt build release bench soak fuzz check-deploy up down clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,8 +32,20 @@ release: ## Release build of the binary (target/release/asyncstatus-api)
 bench: ## Release build, then load on SQLite and a throwaway PostgreSQL vs their ceilings (~4 min; table in target/bench/last.txt)
 	scripts/bench
 
+soak: ## Release build, then 10 minutes of mixed load on PostgreSQL (SOAK_BACKEND=sqlite, SOAK_DURATION=s): RSS, CPU, p99, errors every 30 s (table in target/soak/last.txt)
+	scripts/soak
+
 fuzz: ## Schemathesis against the debug build on a temporary SQLite database, per docs/openapi.json (~2 min; reports in target/fuzz)
 	scripts/fuzz
+
+check-deploy: ## Validate docker-compose.yml (Compose spec schema) and the Dockerfile against the code
+	scripts/check-deploy
+
+up: ## docker-compose up: PostgreSQL and the api (needs a Docker engine and ASYNCSTATUS_AUTH_SECRET)
+	docker-compose up --build -d
+
+down: ## docker-compose down (the database volume is kept)
+	docker-compose down
 
 clean: ## Remove build output and the local SQLite data
 	$(CARGO) clean

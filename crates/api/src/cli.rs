@@ -40,6 +40,9 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check the configuration and print the settings in effect (secrets hidden), without
+    /// touching the database.
+    Config,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -86,6 +89,15 @@ pub enum RoleCommand {
     List,
 }
 
+/// Prints a line to stdout. Unlike `println!` it never panics: a closed or
+/// full stdout must not take the service down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -94,6 +106,11 @@ pub fn run() -> anyhow::Result<()> {
     let _log = crate::telemetry::init(settings.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
+        Command::Config => {
+            say!("environment: {}", settings.environment);
+            say!("{settings:#?}");
+            Ok(())
+        }
         Command::Migrate => {
             open_store(&settings)?;
             println!("database {} is up to date", display_url(&settings));
@@ -108,15 +125,6 @@ fn display_url(settings: &Settings) -> String {
     asyncstatus_persistence::DatabaseUrl::parse(settings.database.url.expose())
         .map(|u| u.to_string())
         .unwrap_or_default()
-}
-
-/// Prints a line of the start-up banner. Unlike `println!` it never panics: a closed or
-/// full stdout must not take the service down.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

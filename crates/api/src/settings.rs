@@ -59,12 +59,26 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct DatabaseSettings {
+    /// May hold a password: shown redacted.
     pub url: Secret,
     pub pool_size: u32,
     #[serde(with = "humantime_serde")]
     pub checkout_timeout: Duration,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = asyncstatus_persistence::DatabaseUrl::parse(self.url.expose())
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| "(invalid)".into());
+        f.debug_struct("DatabaseSettings")
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("checkout_timeout", &self.checkout_timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -412,6 +412,45 @@ async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend:
 }
 
 #[test]
+fn config_prints_the_settings_in_effect_with_secrets_hidden() {
+    let out = command(None)
+        .env(
+            "ASYNCSTATUS__DATABASE__URL",
+            "postgres://app:Hunter2Secret@db.internal/jobs",
+        )
+        .env(
+            "ASYNCSTATUS__AUTH__SECRETS",
+            "AnAuthSecretThatMustNotShow0123456789",
+        )
+        .env("ASYNCSTATUS__JOBS__STALE_AFTER", "2m")
+        .arg("config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("postgres://app:***@db.internal/jobs"),
+        "{text}"
+    );
+    assert!(text.contains("stale_after: 120s"), "{text}");
+    assert!(
+        !text.contains("Hunter2Secret") && !text.contains("AnAuthSecret"),
+        "{text}"
+    );
+    let out = command(None)
+        .env("ASYNCSTATUS__SERVER__PORT", "http")
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.port"));
+}
+
+#[test]
 fn help_explains_every_command() {
     let help = |args: &[&str]| {
         let out = command(None).args(args).output().unwrap();
