@@ -35,6 +35,9 @@ bench: ## Release build, then load on SQLite and a throwaway PostgreSQL vs their
 soak: ## Release build, then 10 minutes of mixed load on PostgreSQL (SOAK_BACKEND=sqlite, SOAK_DURATION=s): RSS, CPU, p99, errors every 30 s (table in target/soak/last.txt)
 	scripts/soak
 
+bench-waiters: ## 2000 concurrent long-poll waiters: RSS and CPU while they wait, wake-up latency (PostgreSQL; BENCH_BACKEND=sqlite)
+	scripts/bench-waiters
+
 fuzz: ## Schemathesis against the debug build on a temporary SQLite database, per docs/openapi.json (~2 min; reports in target/fuzz)
 	scripts/fuzz
 
