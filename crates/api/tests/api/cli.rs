@@ -303,27 +303,28 @@ async fn bad_configuration_is_refused_naming_the_key(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
     };
-    let out = command(Some(&db))
-        .env("ASYNCSTATUS__DATABASE__POOL_SIZE", "0")
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("database.pool_size"));
-    let out = command(Some(&db))
-        .env("ASYNCSTATUS_ENV", "production")
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.secrets"));
-    let out = command(Some(&db))
-        .env("ASYNCSTATUS__DATABASE__URL", "mysql://nowhere/db")
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("database.url"));
+    for (name, value, says) in [
+        (
+            "ASYNCSTATUS__DATABASE__POOL_SIZE",
+            "0",
+            "database.pool_size",
+        ),
+        ("ASYNCSTATUS_ENV", "production", "auth.secrets"),
+        (
+            "ASYNCSTATUS__DATABASE__URL",
+            "mysql://nowhere/db",
+            "database.url",
+        ),
+    ] {
+        let out = command(Some(&db))
+            .env(name, value)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name}={value} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{name}={value}: {stderr}");
+    }
 }
 
 /// The API base URL a `serve` banner announces.

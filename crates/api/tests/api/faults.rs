@@ -19,11 +19,7 @@ async fn an_exhausted_pool_answers_503_within_the_checkout_timeout(backend: Back
     };
     app.login_admin().await;
     let id = app.create_job("held").await;
-    let store = app.store.clone();
-    let guard = actix_web::rt::task::spawn_blocking(move || store.hold_connection())
-        .await
-        .unwrap()
-        .unwrap();
+    let guard = app.hold_connection().await;
     let started = Instant::now();
     let r = app
         .client
@@ -214,11 +210,7 @@ async fn a_request_past_the_request_timeout_answers_503(backend: Backend) {
     };
     app.login_admin().await;
     let id = app.create_job("slow").await;
-    let store = app.store.clone();
-    let guard = actix_web::rt::task::spawn_blocking(move || store.hold_connection())
-        .await
-        .unwrap()
-        .unwrap();
+    let guard = app.hold_connection().await;
     let started = Instant::now();
     let r = app
         .client

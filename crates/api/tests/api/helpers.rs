@@ -185,6 +185,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Takes one connection out of the app's pool until the guard drops (to exhaust it).
+    pub async fn hold_connection(&self) -> Box<dyn std::any::Any + Send> {
+        self.with_store(|s| s.hold_connection()).await.unwrap()
+    }
+
     /// Creates a job over HTTP as the (logged in) client; returns its id.
     pub async fn create_job(&self, message: &str) -> i64 {
         let r = self

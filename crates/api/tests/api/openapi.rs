@@ -813,11 +813,7 @@ async fn throttled_logins_and_an_unavailable_database_answer_as_documented(backe
     app.login_admin().await;
     let id = app.create_job("held").await;
 
-    let store = app.store.clone();
-    let guard = actix_web::rt::task::spawn_blocking(move || store.hold_connection())
-        .await
-        .unwrap()
-        .unwrap();
+    let guard = app.hold_connection().await;
     let (status, _, headers) =
         call(c, app.client.get(app.api(&format!("/async_status/{id}")))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

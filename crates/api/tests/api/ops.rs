@@ -249,31 +249,11 @@ async fn https_serves_with_the_configured_certificate(backend: Backend) {
         "no plain HTTP on the TLS port"
     );
 
-    if let Ok(python) = std::env::var("ASYNCSTATUS_TEST_PYTHON") {
-        let job = app
-            .with_store(|s| s.create_job(Some("over TLS"), asyncstatus_persistence::now_micros()))
-            .await
-            .unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/to_client.py");
-        let args = [
-            script.to_owned(),
-            app.port.to_string(),
-            ADMIN.into(),
-            ADMIN_PASSWORD.into(),
-            job.id.to_string(),
-            "--ssl".into(),
-        ];
-        let out =
-            actix_web::rt::task::spawn_blocking(move || Command::new(python).args(args).output())
-                .await
-                .unwrap()
-                .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let job = app
+        .with_store(|s| s.create_job(Some("over TLS"), asyncstatus_persistence::now_micros()))
+        .await
+        .unwrap();
+    if let Some(stdout) = crate::python_client::run_traffic_ops_client(&app, job.id, true).await {
         assert!(stdout.contains("OK PENDING over TLS"), "{stdout}");
     }
     std::fs::remove_dir_all(dir).unwrap();

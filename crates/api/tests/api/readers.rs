@@ -62,27 +62,13 @@ async fn the_list_filters_orders_pages_and_counts(backend: Backend) {
         );
     }
     // jobs[0..2] succeed (the later-started one finishing first), jobs[2] fails, the rest pend.
-    finish(
-        &app,
-        jobs[1],
-        JobStatus::Succeeded,
-        t0 + chrono::Duration::minutes(10),
-    )
-    .await;
-    finish(
-        &app,
-        jobs[0],
-        JobStatus::Succeeded,
-        t0 + chrono::Duration::minutes(20),
-    )
-    .await;
-    finish(
-        &app,
-        jobs[2],
-        JobStatus::Failed,
-        t0 + chrono::Duration::minutes(30),
-    )
-    .await;
+    for (job, status, minutes) in [
+        (jobs[1], JobStatus::Succeeded, 10),
+        (jobs[0], JobStatus::Succeeded, 20),
+        (jobs[2], JobStatus::Failed, 30),
+    ] {
+        finish(&app, job, status, t0 + chrono::Duration::minutes(minutes)).await;
+    }
 
     assert_eq!(ids(&app, "").await, (jobs.clone(), 6));
     assert_eq!(ids(&app, "?status=PENDING").await, (jobs[3..].to_vec(), 3));
