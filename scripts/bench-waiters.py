@@ -1,11 +1,13 @@
 """2 000 long-poll waiters on one asyncstatus process (the load check of `make bench-waiters`).
 
 usage: bench-waiters.py BASE_URL TOKEN PID [WAITERS]
-Creates WAITERS jobs, parks one `Prefer: wait=60` request on each, samples the service's RSS
-and CPU while they wait, then finishes every job through the API and measures, per job, the
-time from the finishing PUT's answer to its waiter's answer. Standard library only.
+First times a producer's round trips: 300 sequential create + finish pairs on one keep-alive
+connection. Then creates WAITERS jobs, parks one `Prefer: wait=60` request on each, samples the
+service's RSS and CPU while they wait, finishes every job through the API and measures, per
+job, the time from the finishing PUT's answer to its waiter's answer. Standard library only.
 """
 import asyncio
+import http.client
 import json
 import statistics
 import sys
@@ -39,7 +41,38 @@ def proc_sample():
     return rss, int(fields[11]) + int(fields[12])  # KiB, utime+stime ticks
 
 
+def producer_round_trips(pairs=300):
+    """Sequential create + finish on one connection: (create ms, finish ms) per pair."""
+    conn = http.client.HTTPConnection(URL.hostname, URL.port)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    timings = []
+    for i in range(pairs):
+        t0 = time.perf_counter()
+        conn.request("POST", "/api/4.0/async_status", json.dumps({"message": f"p{i}"}), headers)
+        created = conn.getresponse()
+        job = json.loads(created.read())["response"]["id"]
+        t1 = time.perf_counter()
+        conn.request("PUT", f"/api/4.0/async_status/{job}", json.dumps({"status": "SUCCEEDED"}), headers)
+        finished = conn.getresponse()
+        finished.read()
+        t2 = time.perf_counter()
+        assert (created.status, finished.status) == (202, 200), (created.status, finished.status)
+        timings.append(((t1 - t0) * 1000, (t2 - t1) * 1000))
+    conn.close()
+    return timings
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
 async def main():
+    pairs = producer_round_trips()
+    creates, finishes = [c for c, _ in pairs], [f for _, f in pairs]
+    both = [c + f for c, f in pairs]
+    print(f"producer            {len(pairs)} sequential create+finish pairs: create p50 {percentile(creates, .5):.2f} ms, "
+          f"finish p50 {percentile(finishes, .5):.2f} ms, pair p50 {percentile(both, .5):.2f} ms / p99 {percentile(both, .99):.2f} ms")
     sem = asyncio.Semaphore(32)
 
     async def limited(*args, **kw):

@@ -154,6 +154,41 @@ async fn bad_credentials_get_one_answer(backend: Backend) {
     }
 }
 
+/// No user enumeration by timing: an unknown user, a wrong password and a disallowed user all
+/// cost one password derivation, so their failures take alike (a skipped derivation would be
+/// ~50 times faster).
+async fn failed_logins_take_alike_whatever_the_reason(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.auth.login_max_failures = 0).await else {
+        return;
+    };
+    app.add_user("shut-out", "right-password", "disallowed")
+        .await;
+    let mut medians = Vec::new();
+    for (user, password) in [
+        ("nobody", "whatever"),
+        (ADMIN, "wrong-password"),
+        ("shut-out", "right-password"),
+    ] {
+        let mut took = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            let r = app
+                .login_with(&reqwest::Client::new(), user, password)
+                .await;
+            took.push(started.elapsed());
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        took.sort();
+        medians.push((user, took[3]));
+    }
+    let fastest = medians.iter().map(|m| m.1).min().unwrap();
+    let slowest = medians.iter().map(|m| m.1).max().unwrap();
+    assert!(
+        slowest < fastest * 2,
+        "failed logins differ in time: {medians:?}"
+    );
+}
+
 async fn passwords_in_traffic_ops_format_log_in(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -569,6 +604,7 @@ async fn reads_keep_their_latency_while_logins_run(backend: Backend) {
 }
 
 crate::both_backends!(
+    failed_logins_take_alike_whatever_the_reason,
     throttling_counts_per_username_and_per_address,
     reads_keep_their_latency_while_logins_run,
     login_sets_an_http_only_session_cookie,
