@@ -221,7 +221,7 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
 }
 
 /// Starts `serve` on port 0 and returns its first stdout lines (until the login hint).
-fn serve_banner(db: &TestDatabase) -> (std::process::Child, Vec<String>) {
+fn serve_banner(db: &TestDatabase) -> (crate::helpers::Reaped, Vec<String>) {
     serve_banner_with(db, &[])
 }
 
@@ -229,7 +229,7 @@ fn serve_banner(db: &TestDatabase) -> (std::process::Child, Vec<String>) {
 fn serve_banner_with(
     db: &TestDatabase,
     env: &[(&str, &str)],
-) -> (std::process::Child, Vec<String>) {
+) -> (crate::helpers::Reaped, Vec<String>) {
     let mut child = command(Some(db))
         .arg("serve")
         .envs(env.iter().copied())
@@ -255,7 +255,7 @@ fn serve_banner_with(
             break;
         }
     }
-    (child, lines)
+    (crate::helpers::Reaped(child), lines)
 }
 
 async fn serve_prints_the_url_and_the_first_admin_password_once(backend: Backend) {

@@ -245,3 +245,27 @@ pub async fn assert_alert_contains(r: Response, status: StatusCode, part: &str) 
         "only alerts: {body}"
     );
 }
+
+/// A child process that is killed and reaped when dropped, so a failing test leaves no
+/// service running behind it.
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

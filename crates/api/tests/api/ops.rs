@@ -261,7 +261,7 @@ async fn https_serves_with_the_configured_certificate(backend: Backend) {
 
 /// `serve` as a child process: its port, and its stderr lines as they come.
 pub struct Served {
-    pub child: std::process::Child,
+    pub child: crate::helpers::Reaped,
     pub base: String,
     log: std::sync::mpsc::Receiver<String>,
 }
@@ -299,7 +299,11 @@ pub fn serve(db_url: &str, env: &[(&str, &str)]) -> Served {
             let _ = tx.send(line);
         }
     });
-    Served { child, base, log }
+    Served {
+        child: crate::helpers::Reaped(child),
+        base,
+        log,
+    }
 }
 
 fn sigterm(child: &std::process::Child) {
