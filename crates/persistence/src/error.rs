@@ -12,9 +12,13 @@ pub enum StoreError {
     /// The change contradicts what is stored (a duplicate name, a finished job…).
     #[error("{0}")]
     Conflict(String),
-    /// No connection could be had in time, or the connection broke.
+    /// No connection could be had in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The connection broke (the server restarted or went away). Reads are retried on
+    /// another connection; for writes the outcome is unknown.
+    #[error("database connection lost: {0}")]
+    ConnectionLost(String),
     /// A query failed for another reason.
     #[error("database error while {context}: {source}")]
     Query {
@@ -38,7 +42,7 @@ impl StoreError {
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
-            ) => StoreError::Unavailable(format!("{context}: {}", info.message())),
+            ) => StoreError::ConnectionLost(format!("{context}: {}", info.message())),
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 StoreError::Conflict(format!("{context}: already exists"))
             }
@@ -51,7 +55,10 @@ impl StoreError {
 
     /// True when the connection that produced this error should not be reused.
     pub(crate) fn breaks_connection(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::ConnectionLost(_)
+        )
     }
 }
 

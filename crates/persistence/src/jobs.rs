@@ -66,11 +66,13 @@ const REAP_BATCH: i64 = 500;
 impl Store {
     /// One job by id.
     pub fn get_job(&self, job_id: i64) -> Result<Option<AsyncStatus>, StoreError> {
-        let row = with_conn!(self, |conn| async_status
-            .find(job_id)
-            .first::<JobRow>(conn)
-            .optional()
-            .map_err(StoreError::query("loading an async status")))?;
+        let row = self.read(|| {
+            with_conn!(self, |conn| async_status
+                .find(job_id)
+                .first::<JobRow>(conn)
+                .optional()
+                .map_err(StoreError::query("loading an async status")))
+        })?;
         row.map(AsyncStatus::try_from).transpose()
     }
 
@@ -81,51 +83,57 @@ impl Store {
         if let [one] = ids {
             return Ok(self.get_job(*one)?.into_iter().collect());
         }
-        let rows = with_conn!(self, |conn| async_status
-            .filter(id.eq_any(ids))
-            .load::<JobRow>(conn)
-            .map_err(StoreError::query("loading async statuses")))?;
+        let rows = self.read(|| {
+            with_conn!(self, |conn| async_status
+                .filter(id.eq_any(ids))
+                .load::<JobRow>(conn)
+                .map_err(StoreError::query("loading async statuses")))
+        })?;
         to_jobs(rows)
     }
 
     /// The jobs a list query selects, and how many it selects before paging.
     pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
-        let (rows, total) = with_conn!(self, |conn| {
-            let filtered = || {
-                let mut q = async_status.into_boxed();
-                if let Some(wanted) = query.status {
-                    q = q.filter(status.eq(wanted.as_str()));
+        let (rows, total) = self.read(|| {
+            with_conn!(self, |conn| {
+                let filtered = || {
+                    let mut q = async_status.into_boxed();
+                    if let Some(wanted) = query.status {
+                        q = q.filter(status.eq(wanted.as_str()));
+                    }
+                    if let Some(wanted) = query.id {
+                        q = q.filter(id.eq(wanted));
+                    }
+                    q
+                };
+                let total: i64 = filtered()
+                    .count()
+                    .get_result(conn)
+                    .map_err(StoreError::query("counting async statuses"))?;
+                let mut q = filtered();
+                q = match (query.order_by, query.sort_order) {
+                    (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
+                    (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
+                    (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
+                    (OrderBy::StartTime, SortOrder::Desc) => {
+                        q.order((start_time.desc(), id.desc()))
+                    }
+                    // Unfinished jobs (no end_time) come last either way, on both backends.
+                    (OrderBy::EndTime, SortOrder::Asc) => {
+                        q.order((end_time.is_null(), end_time.asc(), id.asc()))
+                    }
+                    (OrderBy::EndTime, SortOrder::Desc) => {
+                        q.order((end_time.is_null(), end_time.desc(), id.desc()))
+                    }
+                };
+                if let Some(limit) = query.limit {
+                    q = q.limit(limit).offset(query.offset);
                 }
-                if let Some(wanted) = query.id {
-                    q = q.filter(id.eq(wanted));
-                }
-                q
-            };
-            let total: i64 = filtered()
-                .count()
-                .get_result(conn)
-                .map_err(StoreError::query("counting async statuses"))?;
-            let mut q = filtered();
-            q = match (query.order_by, query.sort_order) {
-                (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
-                (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
-                (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
-                (OrderBy::StartTime, SortOrder::Desc) => q.order((start_time.desc(), id.desc())),
-                // Unfinished jobs (no end_time) come last either way, on both backends.
-                (OrderBy::EndTime, SortOrder::Asc) => {
-                    q.order((end_time.is_null(), end_time.asc(), id.asc()))
-                }
-                (OrderBy::EndTime, SortOrder::Desc) => {
-                    q.order((end_time.is_null(), end_time.desc(), id.desc()))
-                }
-            };
-            if let Some(limit) = query.limit {
-                q = q.limit(limit).offset(query.offset);
-            }
-            let rows = q
-                .load::<JobRow>(conn)
-                .map_err(StoreError::query("listing async statuses"))?;
-            Ok((rows, total))
+                let rows = q
+                    .load::<JobRow>(conn)
+                    .map_err(StoreError::query("listing async statuses"))?;
+                Ok((rows, total))
+            })
         })?;
         Ok((to_jobs(rows)?, total))
     }
@@ -280,11 +288,13 @@ impl Store {
 
     /// How many jobs there are in each status (statuses with none are listed with 0).
     pub fn count_jobs_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = with_conn!(self, |conn| async_status
-            .group_by(status)
-            .select((status, diesel::dsl::count_star()))
-            .load(conn)
-            .map_err(StoreError::query("counting async statuses")))?;
+        let rows: Vec<(String, i64)> = self.read(|| {
+            with_conn!(self, |conn| async_status
+                .group_by(status)
+                .select((status, diesel::dsl::count_star()))
+                .load(conn)
+                .map_err(StoreError::query("counting async statuses")))
+        })?;
         Ok(JobStatus::ALL
             .into_iter()
             .map(|s| {

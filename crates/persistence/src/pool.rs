@@ -307,6 +307,24 @@ impl Store {
         }
     }
 
+    /// Runs a read, again on another connection each time the connection it got turns out
+    /// to be lost (after a database restart every idle connection is), at most once per
+    /// connection the pool holds. Only for reads: a write's outcome on a lost connection is
+    /// unknown.
+    pub(crate) fn read<T>(
+        &self,
+        read: impl Fn() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut result = read();
+        for _ in 0..self.pool_state().size {
+            match result {
+                Err(StoreError::ConnectionLost(_)) => result = read(),
+                _ => break,
+            }
+        }
+        result
+    }
+
     /// Checks that a connection can be had and answers a trivial query.
     pub fn ping(&self) -> Result<(), StoreError> {
         with_conn!(self, |conn| conn

@@ -30,11 +30,13 @@ impl Store {
 
     /// Whether the token `token_id` was revoked.
     pub fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
-        let n: i64 = with_conn!(self, |conn| revoked_token
-            .find(token_id)
-            .count()
-            .get_result(conn)
-            .map_err(StoreError::query("checking a revoked token")))?;
+        let n: i64 = self.read(|| {
+            with_conn!(self, |conn| revoked_token
+                .find(token_id)
+                .count()
+                .get_result(conn)
+                .map_err(StoreError::query("checking a revoked token")))
+        })?;
         Ok(n > 0)
     }
 

@@ -33,21 +33,23 @@ type UserRow = (
 impl Store {
     /// A user by name, with its role's name and permissions, in one query.
     pub fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let rows: Vec<UserRow> = with_conn!(self, |conn| tm_user::table
-            .inner_join(role::table)
-            .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
-            .filter(tm_user::username.eq(name))
-            .select((
-                tm_user::id,
-                tm_user::username,
-                tm_user::local_passwd,
-                role::name,
-                tm_user::last_authenticated,
-                role_capability::cap_name.nullable(),
-            ))
-            .order(role_capability::cap_name.asc())
-            .load(conn)
-            .map_err(StoreError::query("loading a user")))?;
+        let rows: Vec<UserRow> = self.read(|| {
+            with_conn!(self, |conn| tm_user::table
+                .inner_join(role::table)
+                .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
+                .filter(tm_user::username.eq(name))
+                .select((
+                    tm_user::id,
+                    tm_user::username,
+                    tm_user::local_passwd,
+                    role::name,
+                    tm_user::last_authenticated,
+                    role_capability::cap_name.nullable(),
+                ))
+                .order(role_capability::cap_name.asc())
+                .load(conn)
+                .map_err(StoreError::query("loading a user")))
+        })?;
         let mut rows = rows.into_iter();
         let Some((id, username, password_hash, role, last_auth, first_cap)) = rows.next() else {
             return Ok(None);

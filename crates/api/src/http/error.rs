@@ -102,7 +102,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(text) => ApiError::conflict(text),
-            StoreError::Unavailable(_) => ApiError::unavailable(e),
+            StoreError::Unavailable(_) | StoreError::ConnectionLost(_) => ApiError::unavailable(e),
             StoreError::Query { .. } | StoreError::Corrupt(_) | StoreError::Setup(_) => {
                 ApiError::internal(e)
             }

@@ -578,6 +578,51 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// A PostgreSQL restart with no traffic meanwhile leaves every pooled connection dead; reads
+/// move on to a fresh connection, so the first requests after it already succeed.
+#[actix_web::test]
+async fn reads_after_a_postgres_restart_succeed_at_once() {
+    let Some(cluster) = PrivateCluster::start() else {
+        return;
+    };
+    let url = cluster.database("restart");
+    let app = TestApp::start_on(None, settings_for_url(&url)).await;
+    app.login_admin().await;
+    let id = app.create_job("survives the restart").await;
+    // Open every connection the pool has (4 in tests): concurrent reads.
+    let warm: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+            actix_web::rt::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for w in warm {
+        assert_eq!(w.await.unwrap(), StatusCode::OK);
+    }
+    cluster.stop();
+    cluster.start_again();
+    for round in 0..3 {
+        let r = app
+            .client
+            .get(app.api(&format!("/async_status/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "read {round} after the restart");
+        let list = app
+            .client
+            .get(app.api("/async_status"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            list.status(),
+            StatusCode::OK,
+            "list {round} after the restart"
+        );
+    }
+}
+
 crate::both_backends!(
     health_and_readiness_need_no_login,
     metrics_count_requests_by_route_and_show_pool_jobs_and_waiters,
