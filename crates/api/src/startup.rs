@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
@@ -121,11 +121,6 @@ impl Application {
     /// The shared state (for tests and the CLI).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
-    }
-
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
     }
 
     /// Serves until SIGTERM or SIGINT (or the handle) stops it. On a signal: long-polls answer

@@ -90,11 +90,6 @@ impl ApiError {
         tracing::error!(cause = %cause, "answering 500");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
     }
-
-    /// The alert text (for tests and logs).
-    pub fn text(&self) -> &str {
-        &self.text
-    }
 }
 
 impl From<StoreError> for ApiError {
