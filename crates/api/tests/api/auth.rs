@@ -163,28 +163,36 @@ async fn failed_logins_take_alike_whatever_the_reason(backend: Backend) {
     };
     app.add_user("shut-out", "right-password", "disallowed")
         .await;
-    let mut medians = Vec::new();
-    for (user, password) in [
+    // Round-robin, so that load from other tests weighs on the three alike.
+    let cases = [
         ("nobody", "whatever"),
         (ADMIN, "wrong-password"),
         ("shut-out", "right-password"),
-    ] {
-        let mut took = Vec::new();
-        for _ in 0..7 {
+    ];
+    let mut took: Vec<Vec<std::time::Duration>> = vec![Vec::new(); cases.len()];
+    for _ in 0..9 {
+        for (i, (user, password)) in cases.iter().enumerate() {
             let started = std::time::Instant::now();
             let r = app
                 .login_with(&reqwest::Client::new(), user, password)
                 .await;
-            took.push(started.elapsed());
+            took[i].push(started.elapsed());
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         }
-        took.sort();
-        medians.push((user, took[3]));
     }
+    let medians: Vec<_> = took
+        .iter_mut()
+        .zip(cases)
+        .map(|(t, (user, _))| {
+            t.sort();
+            (user, t[t.len() / 2])
+        })
+        .collect();
     let fastest = medians.iter().map(|m| m.1).min().unwrap();
     let slowest = medians.iter().map(|m| m.1).max().unwrap();
+    // A skipped derivation is ~35 times faster; scheduling noise stays well within 4 times.
     assert!(
-        slowest < fastest * 2,
+        slowest < fastest * 4,
         "failed logins differ in time: {medians:?}"
     );
 }

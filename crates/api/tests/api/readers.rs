@@ -199,7 +199,7 @@ async fn a_waiter_is_released_when_another_client_finishes_the_job(backend: Back
     let (r, answered_at) = waiter.await.unwrap();
     let latency = answered_at.duration_since(finished_at);
     assert!(
-        latency < Duration::from_millis(500),
+        latency < Duration::from_millis(250),
         "woke {latency:?} after the finish"
     );
     assert_eq!(r.status(), StatusCode::OK);
@@ -486,7 +486,7 @@ async fn replicas_on_one_postgres_wake_each_others_waiters() {
     let (r, answered_at) = waiter.await.unwrap();
     let latency = answered_at.duration_since(finished_at);
     assert!(
-        latency < Duration::from_millis(500),
+        latency < Duration::from_millis(250),
         "B woke {latency:?} after A's finish"
     );
     let body: Value = r.json().await.unwrap();
