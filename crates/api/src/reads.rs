@@ -58,9 +58,26 @@ pub async fn job(state: &web::Data<AppState>, id: i64) -> Result<Option<AsyncSta
         .map_err(|_| ApiError::internal("a job read was dropped"))?
 }
 
+/// Clears `draining` if the drain task is dropped mid-batch (its worker stopped), so that the
+/// next read starts another drain instead of queueing behind one that no longer runs. The
+/// reads of the dropped batch get an error at once: their answers' senders are dropped.
+struct DrainGuard<'a> {
+    reads: &'a JobReads,
+    armed: bool,
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.reads.draining.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// Looks up what is queued, batch after batch, until the queue stays empty.
 async fn drain(state: web::Data<AppState>) {
     let reads = &state.reads;
+    let mut guard = DrainGuard { reads, armed: true };
     loop {
         let batch = reads.take();
         if batch.is_empty() {
@@ -68,6 +85,7 @@ async fn drain(state: web::Data<AppState>) {
             // A read queued between the take and the store found us still draining: take it
             // (unless another drain started for it).
             if reads.is_empty() || reads.draining.swap(true, Ordering::AcqRel) {
+                guard.armed = false;
                 return;
             }
             continue;
@@ -84,5 +102,30 @@ async fn drain(state: web::Data<AppState>) {
             // The asker may have gone (client hung up): nothing to do.
             let _ = answer.send(reply);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_drain_lets_the_next_read_start_another() {
+        let reads = JobReads::default();
+        reads.draining.store(true, Ordering::Release);
+        drop(DrainGuard {
+            reads: &reads,
+            armed: true,
+        });
+        assert!(!reads.draining.load(Ordering::Acquire));
+        reads.draining.store(true, Ordering::Release);
+        drop(DrainGuard {
+            reads: &reads,
+            armed: false,
+        });
+        assert!(
+            reads.draining.load(Ordering::Acquire),
+            "a finished drain leaves the flag alone"
+        );
     }
 }
