@@ -316,10 +316,12 @@ impl Store {
         read: impl Fn() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut result = read();
-        for _ in 0..self.pool_state().size {
-            match result {
-                Err(StoreError::ConnectionLost(_)) => result = read(),
-                _ => break,
+        if matches!(result, Err(StoreError::ConnectionLost(_))) {
+            for _ in 0..self.pool_state().size {
+                result = read();
+                if !matches!(result, Err(StoreError::ConnectionLost(_))) {
+                    break;
+                }
             }
         }
         result
