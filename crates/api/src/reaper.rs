@@ -33,8 +33,7 @@ pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
             let jobs = &state.settings.jobs;
             let abandoned = state
                 .store
-                .fail_stale_jobs(before(now, jobs.stale_after), now)?
-                .len();
+                .fail_stale_jobs(before(now, jobs.stale_after), now)?;
             let purged = if jobs.retention.is_zero() {
                 0
             } else {

@@ -229,46 +229,51 @@ impl Store {
     /// Fails every `PENDING` job not updated since `cutoff`, with a message saying since when.
     /// Each job is finished by its own conditional statement (still pending, not updated since
     /// we looked), so replicas reaping at once finish each job once and never overwrite a
-    /// heartbeat that came in between. Returns the jobs this call finished.
+    /// heartbeat that came in between. Returns how many jobs this call finished.
     pub fn fail_stale_jobs(
         &self,
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<AsyncStatus>, StoreError> {
-        let mut finished = Vec::new();
+    ) -> Result<usize, StoreError> {
+        let mut finished = 0;
         loop {
-            let stale: Vec<(i64, UtcTime)> = with_conn!(self, |conn| async_status
-                .filter(status.eq(JobStatus::Pending.as_str()))
-                .filter(last_updated.lt(UtcTime(cutoff)))
-                .select((id, last_updated))
-                .order(last_updated.asc())
-                .limit(REAP_BATCH)
-                .load(conn)
-                .map_err(StoreError::query("finding stale async statuses")))?;
-            let batch_len = stale.len();
-            for (job_id, since) in stale {
-                let row = with_conn!(self, |conn| diesel::update(
-                    async_status.filter(
-                        id.eq(job_id)
-                            .and(status.eq(JobStatus::Pending.as_str()))
-                            .and(last_updated.eq(since))
-                    ),
-                )
-                .set((
-                    status.eq(JobStatus::Failed.as_str()),
-                    message.eq(abandoned_message(since.0)),
-                    end_time.eq(UtcTime(now)),
-                    last_updated.eq(UtcTime(now)),
-                ))
-                .returning(async_status::all_columns())
-                .get_result::<JobRow>(conn)
-                .optional()
-                .map_err(StoreError::query("failing a stale async status")))?;
-                if let Some(row) = row {
-                    self.announce(Change::Job(job_id));
-                    finished.push(row.try_into()?);
+            // One connection for a batch: the lookup and each job's conditional update.
+            let (batch_len, ids) = with_conn!(self, |conn| {
+                let stale: Vec<(i64, UtcTime)> = async_status
+                    .filter(status.eq(JobStatus::Pending.as_str()))
+                    .filter(last_updated.lt(UtcTime(cutoff)))
+                    .select((id, last_updated))
+                    .order(last_updated.asc())
+                    .limit(REAP_BATCH)
+                    .load(conn)
+                    .map_err(StoreError::query("finding stale async statuses"))?;
+                let mut ids = Vec::new();
+                for (job_id, since) in &stale {
+                    let changed = diesel::update(
+                        async_status.filter(
+                            id.eq(job_id)
+                                .and(status.eq(JobStatus::Pending.as_str()))
+                                .and(last_updated.eq(since)),
+                        ),
+                    )
+                    .set((
+                        status.eq(JobStatus::Failed.as_str()),
+                        message.eq(abandoned_message(since.0)),
+                        end_time.eq(UtcTime(now)),
+                        last_updated.eq(UtcTime(now)),
+                    ))
+                    .execute(conn)
+                    .map_err(StoreError::query("failing a stale async status"))?;
+                    if changed > 0 {
+                        ids.push(*job_id);
+                    }
                 }
+                Ok((stale.len(), ids))
+            })?;
+            for job_id in &ids {
+                self.announce(Change::Job(*job_id));
             }
+            finished += ids.len();
             if batch_len < REAP_BATCH as usize {
                 return Ok(finished);
             }

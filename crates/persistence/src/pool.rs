@@ -326,13 +326,6 @@ impl Store {
         }
         result
     }
-
-    /// Checks that a connection can be had and answers a trivial query.
-    pub fn ping(&self) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn
-            .batch_execute("SELECT 1")
-            .map_err(StoreError::query("pinging the database")))
-    }
 }
 
 /// Turns a pool checkout failure into `Unavailable` with the cause r2d2 reports.

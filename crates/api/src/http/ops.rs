@@ -1,6 +1,7 @@
 //! Unauthenticated operations endpoints: `ping`, `/healthz`, `/readyz`.
 
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::json;
 
@@ -21,12 +22,8 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the database answers and no migration is pending; 503 with the reason
 /// otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let check = state
-        .db(|s| {
-            s.store.ping()?;
-            s.store.pending_migrations()
-        })
-        .await;
+    // Reading the migrations table also proves the database answers.
+    let check = state.db(|s| s.store.pending_migrations()).await;
     match check {
         Ok(pending) if pending.is_empty() => {
             json_response(StatusCode::OK, &json!({"status": "ready"}))
@@ -43,11 +40,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// The OpenAPI document, kept in the repository (`docs/openapi.json`) and compiled in.
 pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 
-/// `GET /api/openapi.json`: no auth.
+/// `GET /api/openapi.json`: no auth. The body and its digest are made once.
 pub async fn openapi() -> HttpResponse {
-    let mut bytes = OPENAPI.trim_end().as_bytes().to_vec();
-    bytes.push(b'\n');
-    crate::http::response::raw_json(HttpResponse::Ok(), bytes)
+    static DOCUMENT: std::sync::OnceLock<(Bytes, String)> = std::sync::OnceLock::new();
+    let (body, digest) = DOCUMENT.get_or_init(|| {
+        let mut bytes = OPENAPI.trim_end().as_bytes().to_vec();
+        bytes.push(b'\n');
+        let digest = crate::http::response::sha512_b64(&bytes);
+        (Bytes::from(bytes), digest)
+    });
+    crate::http::response::raw_json_with_digest(HttpResponse::Ok(), body.clone(), digest)
 }
 
 /// `GET /metrics`: Prometheus text format, no auth (serve it on a network you trust).

@@ -128,15 +128,29 @@ pub fn json_with(builder: HttpResponseBuilder, body: &impl Serialize) -> HttpRes
 }
 
 /// A response of ready JSON `bytes` (ending in a newline) with the Traffic Ops headers.
-pub fn raw_json(mut builder: HttpResponseBuilder, bytes: Vec<u8>) -> HttpResponse {
-    let digest = STANDARD.encode(Sha512::digest(&bytes));
+pub fn raw_json(builder: HttpResponseBuilder, bytes: Vec<u8>) -> HttpResponse {
+    let digest = sha512_b64(&bytes);
+    raw_json_with_digest(builder, actix_web::web::Bytes::from(bytes), &digest)
+}
+
+/// `Whole-Content-SHA512` of `bytes`: the standard base64 of their SHA-512.
+pub fn sha512_b64(bytes: &[u8]) -> String {
+    STANDARD.encode(Sha512::digest(bytes))
+}
+
+/// [`raw_json`] for a body whose digest is already known.
+pub fn raw_json_with_digest(
+    mut builder: HttpResponseBuilder,
+    body: actix_web::web::Bytes,
+    digest: &str,
+) -> HttpResponse {
     builder
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
         .insert_header((
             WHOLE_CONTENT_SHA512,
-            HeaderValue::from_str(&digest).unwrap_or(HeaderValue::from_static("")),
+            HeaderValue::from_str(digest).unwrap_or(HeaderValue::from_static("")),
         ))
-        .body(bytes)
+        .body(body)
 }
 
 /// [`json_with`] on a fresh builder of `status`.

@@ -504,7 +504,6 @@ async fn replicas_reaping_at_once_finish_each_job_once(backend: Backend) {
             store
                 .fail_stale_jobs(now - chrono::Duration::minutes(15), now)
                 .unwrap()
-                .len()
         })
     });
     let finished: usize = sweepers
