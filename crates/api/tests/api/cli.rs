@@ -218,6 +218,21 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
         .login_with(&reqwest::Client::new(), "watcher", "watcher-password")
         .await;
     assert_eq!(r.status(), StatusCode::OK, "still logs in");
+    // The role's new permissions hold for every session read from the database from now on
+    // (a new one at once; older sessions once auth.user_cache_ttl passes).
+    let fresh = crate::helpers::token_of(&r).unwrap();
+    let r = http
+        .get(app.api("/async_status"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_alert(
+        r,
+        StatusCode::FORBIDDEN,
+        "missing required Permissions: ASYNC-STATUS:READ",
+    )
+    .await;
 }
 
 /// Starts `serve` on port 0 and returns its first stdout lines (until the login hint).
