@@ -9,6 +9,8 @@ use asyncstatus_domain::DISALLOWED_ROLE;
 use asyncstatus_persistence::{now_micros, Store, UserRecord};
 
 use crate::password::{verify_password, DUMMY_HASH};
+use std::sync::Arc;
+
 use crate::{AuthError, Claims, LoginThrottle, Principal, TokenService};
 
 /// What the authenticator is configured with.
@@ -29,12 +31,12 @@ pub struct AuthSettings {
 pub struct LoggedIn {
     pub token: String,
     pub claims: Claims,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 struct Cached {
-    principal: Principal,
-    claims: Claims,
+    principal: Arc<Principal>,
+    claims: Arc<Claims>,
     loaded: Instant,
 }
 
@@ -116,7 +118,7 @@ impl Authenticator {
         Ok(LoggedIn {
             token,
             claims,
-            principal: principal_of(user),
+            principal: Arc::new(principal_of(user)),
         })
     }
 
@@ -124,7 +126,7 @@ impl Authenticator {
     /// must exist with a role that may log in. Loaded users are trusted for `user_cache_ttl`.
     /// Reads the database on a cache miss (see [`Self::authenticate_cached`] for the part
     /// that never does).
-    pub fn authenticate(&self, token: &str) -> Result<(Principal, Claims), AuthError> {
+    pub fn authenticate(&self, token: &str) -> Result<(Arc<Principal>, Arc<Claims>), AuthError> {
         match self.authenticate_cached(token)? {
             (Some(principal), claims) => Ok((principal, claims)),
             (None, claims) => Ok((self.load(token, &claims)?, claims)),
@@ -136,7 +138,7 @@ impl Authenticator {
     pub fn authenticate_cached(
         &self,
         token: &str,
-    ) -> Result<(Option<Principal>, Claims), AuthError> {
+    ) -> Result<(Option<Arc<Principal>>, Arc<Claims>), AuthError> {
         if !self.cache_ttl.is_zero() {
             let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
             if let Some(hit) = cache.get(token) {
@@ -146,12 +148,12 @@ impl Authenticator {
                 }
             }
         }
-        Ok((None, self.tokens.verify(token)?))
+        Ok((None, Arc::new(self.tokens.verify(token)?)))
     }
 
     /// Loads the principal of `token`, whose verified claims are `claims`, from the database
     /// (revocation, user, role, permissions) and caches it.
-    pub fn load(&self, token: &str, claims: &Claims) -> Result<Principal, AuthError> {
+    pub fn load(&self, token: &str, claims: &Arc<Claims>) -> Result<Arc<Principal>, AuthError> {
         if self.store.is_token_revoked(&claims.jti)? {
             return Err(AuthError::Unauthorized);
         }
@@ -162,7 +164,7 @@ impl Authenticator {
         if user.role == DISALLOWED_ROLE {
             return Err(AuthError::Unauthorized);
         }
-        let principal = principal_of(user);
+        let principal = Arc::new(principal_of(user));
         if !self.cache_ttl.is_zero() {
             let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= CACHE_SWEEP_AT {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH};
@@ -26,12 +27,12 @@ pub struct RefreshedToken(pub String);
 
 /// The user behind a request, noted for the access log.
 #[derive(Clone)]
-pub struct RequestUser(pub String);
+pub struct RequestUser(pub Arc<Principal>);
 
 /// An authenticated request. A handler that takes this answers 401 to anyone else.
 pub struct Authenticated {
-    pub principal: Principal,
-    pub claims: Claims,
+    pub principal: Arc<Principal>,
+    pub claims: Arc<Claims>,
 }
 
 impl Authenticated {
@@ -90,8 +91,7 @@ impl FromRequest for Authenticated {
                     req.extensions_mut().insert(RefreshedToken(fresh));
                 }
             }
-            req.extensions_mut()
-                .insert(RequestUser(principal.username.clone()));
+            req.extensions_mut().insert(RequestUser(principal.clone()));
             Ok(Authenticated { principal, claims })
         })
     }

@@ -141,12 +141,8 @@ async fn session_and_log(
             elapsed.as_secs_f64(),
         );
     }
-    let user = res
-        .request()
-        .extensions()
-        .get::<RequestUser>()
-        .map(|u| u.0.clone())
-        .unwrap_or_default();
+    let user = res.request().extensions().get::<RequestUser>().cloned();
+    let user = user.as_ref().map_or("", |u| u.0.username.as_str());
     tracing::info!(
         target: "access",
         method = %method,

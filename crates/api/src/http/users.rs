@@ -47,7 +47,7 @@ pub async fn login(
     let worker = state.clone();
     let session = blocking(move || worker.auth.login(&username, &password, addr)).await?;
     req.extensions_mut()
-        .insert(RequestUser(session.principal.username.clone()));
+        .insert(RequestUser(session.principal.clone()));
     let mut builder = HttpResponse::Ok();
     builder.cookie(token_cookie(
         session.token,
