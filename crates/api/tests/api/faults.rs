@@ -8,6 +8,26 @@ use reqwest::StatusCode;
 
 use crate::helpers::{assert_alert, TestApp};
 
+/// Holds the pool's only connection while one GET of a job is made, then checks that a GET
+/// succeeds once the connection is free. Returns the held GET's answer and how long it took.
+async fn get_while_the_pool_is_held(app: &TestApp) -> (reqwest::Response, Duration) {
+    app.login_admin().await;
+    let id = app.create_job("held").await;
+    let url = app.api(&format!("/async_status/{id}"));
+    let guard = app.hold_connection().await;
+    let started = Instant::now();
+    let r = app.client.get(&url).send().await.unwrap();
+    let waited = started.elapsed();
+    drop(guard);
+    let again = app.client.get(&url).send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "recovers once a connection is free"
+    );
+    (r, waited)
+}
+
 async fn an_exhausted_pool_answers_503_within_the_checkout_timeout(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| {
         s.database.pool_size = 1;
@@ -17,17 +37,7 @@ async fn an_exhausted_pool_answers_503_within_the_checkout_timeout(backend: Back
     else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("held").await;
-    let guard = app.hold_connection().await;
-    let started = Instant::now();
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
-    let waited = started.elapsed();
+    let (r, waited) = get_while_the_pool_is_held(&app).await;
     assert_eq!(r.headers()["retry-after"], "1");
     assert_alert(
         r,
@@ -40,18 +50,6 @@ async fn an_exhausted_pool_answers_503_within_the_checkout_timeout(backend: Back
         "waited for a connection: {waited:?}"
     );
     assert!(waited < Duration::from_secs(3), "no hang: {waited:?}");
-    drop(guard);
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::OK,
-        "recovers once a connection is free"
-    );
 }
 
 /// SIGKILL in the middle of a burst of creates and finishes: after a restart every write that
@@ -208,17 +206,7 @@ async fn a_request_past_the_request_timeout_answers_503(backend: Backend) {
     else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("slow").await;
-    let guard = app.hold_connection().await;
-    let started = Instant::now();
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
-    let waited = started.elapsed();
+    let (r, waited) = get_while_the_pool_is_held(&app).await;
     assert_alert(
         r,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -229,14 +217,6 @@ async fn a_request_past_the_request_timeout_answers_503(backend: Backend) {
         waited < Duration::from_secs(3),
         "answered at the deadline: {waited:?}"
     );
-    drop(guard);
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
 }
 
 crate::both_backends!(

@@ -162,25 +162,33 @@ async fn parked(app: &TestApp, n: usize) {
     }
 }
 
+/// A `Prefer: wait=30` poll of job `id` on `app` (which has no other waiter), parked before
+/// this returns; it yields the answer and the moment it came.
+async fn park_waiter(
+    app: &TestApp,
+    id: i64,
+) -> actix_web::rt::task::JoinHandle<(reqwest::Response, Instant)> {
+    let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+    let waiter = actix_web::rt::spawn(async move {
+        let r = client
+            .get(url)
+            .header("prefer", "wait=30")
+            .send()
+            .await
+            .unwrap();
+        (r, Instant::now())
+    });
+    parked(app, 1).await;
+    waiter
+}
+
 async fn a_waiter_is_released_when_another_client_finishes_the_job(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
     app.login_admin().await;
     let id = app.create_job("long").await;
-    let waiter = {
-        let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
-        actix_web::rt::spawn(async move {
-            let r = client
-                .get(url)
-                .header("prefer", "wait=30")
-                .send()
-                .await
-                .unwrap();
-            (r, Instant::now())
-        })
-    };
-    parked(&app, 1).await;
+    let waiter = park_waiter(&app, id).await;
     let producer = crate::helpers::cookie_client();
     app.login_with(
         &producer,
@@ -237,18 +245,7 @@ async fn a_heartbeat_does_not_release_a_waiter_but_the_finish_does(backend: Back
     };
     app.login_admin().await;
     let id = app.create_job("beating").await;
-    let waiter = {
-        let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
-        actix_web::rt::spawn(async move {
-            client
-                .get(url)
-                .header("prefer", "wait=30")
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    parked(&app, 1).await;
+    let waiter = park_waiter(&app, id).await;
     let beat = app
         .client
         .put(app.api(&format!("/async_status/{id}")))
@@ -268,7 +265,7 @@ async fn a_heartbeat_does_not_release_a_waiter_but_the_finish_does(backend: Back
         .await
         .unwrap();
     assert_eq!(done.status(), StatusCode::OK);
-    let body: Value = waiter.await.unwrap().json().await.unwrap();
+    let body: Value = waiter.await.unwrap().0.json().await.unwrap();
     assert_eq!(body["response"]["status"], "FAILED");
     assert_eq!(body["response"]["message"], "50%");
 }
@@ -461,19 +458,7 @@ async fn replicas_on_one_postgres_wake_each_others_waiters() {
         .await
         .unwrap();
     assert_eq!(on_b["response"]["message"], "made on A");
-    let waiter = {
-        let (client, url) = (b.client.clone(), b.api(&format!("/async_status/{id}")));
-        actix_web::rt::spawn(async move {
-            let r = client
-                .get(url)
-                .header("prefer", "wait=30")
-                .send()
-                .await
-                .unwrap();
-            (r, Instant::now())
-        })
-    };
-    parked(&b, 1).await;
+    let waiter = park_waiter(&b, id).await;
     let finished_at = Instant::now();
     let r = a
         .client
