@@ -66,6 +66,9 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     #[serde(with = "humantime_serde")]
     pub checkout_timeout: Duration,
+    /// The longest start-up waits for another process's migration (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub migration_lock_timeout: Duration,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -77,6 +80,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &url)
             .field("pool_size", &self.pool_size)
             .field("checkout_timeout", &self.checkout_timeout)
+            .field("migration_lock_timeout", &self.migration_lock_timeout)
             .finish()
     }
 }
@@ -252,6 +256,11 @@ impl Settings {
         }
         if self.database.checkout_timeout.is_zero() {
             return Err(invalid("database.checkout_timeout must be more than 0s"));
+        }
+        if self.database.migration_lock_timeout.is_zero() {
+            return Err(invalid(
+                "database.migration_lock_timeout must be more than 0s",
+            ));
         }
         if self.auth.secrets.is_empty() || self.auth.secrets.iter().any(|s| s.expose().is_empty()) {
             return Err(invalid(

@@ -28,7 +28,7 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     )
     .with_context(|| format!("opening the database {url}"))?;
     let applied = store
-        .run_migrations()
+        .run_migrations_waiting(settings.database.migration_lock_timeout)
         .with_context(|| format!("migrating the database {url}"))?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, database = %url, "applied migrations");

@@ -60,6 +60,10 @@ diesel::define_sql_function! {
     fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
+/// Ids looked up per statement by [`Store::get_jobs`]: well under SQLite's limit on bound
+/// variables (32 766), so a coalesced batch of any size is split instead of failing whole.
+const READ_CHUNK: usize = 1000;
+
 /// Stale jobs failed per statement batch by the reaper.
 const REAP_BATCH: i64 = 500;
 
@@ -78,16 +82,25 @@ impl Store {
 
     /// The jobs with these ids (those that exist, in no particular order): one prepared
     /// `id = ANY($1)` lookup on PostgreSQL; on SQLite the one-id case uses the cached point
-    /// lookup of [`Store::get_job`].
+    /// lookup of [`Store::get_job`]. Any number of ids: they go [`READ_CHUNK`] at a time, on
+    /// one connection.
     pub fn get_jobs(&self, ids: &[i64]) -> Result<Vec<AsyncStatus>, StoreError> {
         if let [one] = ids {
             return Ok(self.get_job(*one)?.into_iter().collect());
         }
         let rows = self.read(|| {
-            with_conn!(self, |conn| async_status
-                .filter(id.eq_any(ids))
-                .load::<JobRow>(conn)
-                .map_err(StoreError::query("loading async statuses")))
+            with_conn!(self, |conn| {
+                let mut rows = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(READ_CHUNK) {
+                    rows.extend(
+                        async_status
+                            .filter(id.eq_any(chunk))
+                            .load::<JobRow>(conn)
+                            .map_err(StoreError::query("loading async statuses"))?,
+                    );
+                }
+                Ok(rows)
+            })
         })?;
         to_jobs(rows)
     }

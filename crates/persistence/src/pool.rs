@@ -171,8 +171,13 @@ impl<C: Connection + SimpleConnection + Send + 'static> r2d2::ManageConnection f
 }
 
 const PG_INIT: &str = "SET TIME ZONE 'UTC'";
-const SQLITE_INIT: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+/// `busy_timeout` first, so that what follows waits for a lock another process holds (a new
+/// file's switch to WAL may still be refused at once; the pool then connects again).
+/// [`SQLITE_BUSY_MS`] is the same timeout.
+const SQLITE_INIT: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+/// The busy timeout of [`SQLITE_INIT`], in milliseconds.
+pub(crate) const SQLITE_BUSY_MS: u32 = 5000;
 
 pub(crate) enum Pools {
     Postgres(r2d2::Pool<Manager<PgConnection>>),
@@ -249,14 +254,12 @@ impl Store {
         let fail = |e: r2d2::Error| StoreError::Setup(format!("cannot connect to {url}: {e}"));
         let pools = match url {
             DatabaseUrl::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Setup(format!("cannot create folder {}: {e}", dir.display()))
-                    })?;
-                }
                 let target = path.to_str().ok_or_else(|| {
                     StoreError::Setup(format!("SQLite path {} is not UTF-8", path.display()))
                 })?;
+                if target != ":memory:" {
+                    create_private(path)?;
+                }
                 let manager = Manager {
                     target: target.to_owned(),
                     init: SQLITE_INIT,
@@ -325,6 +328,49 @@ impl Store {
             }
         }
         result
+    }
+}
+
+/// Creates the SQLite file (and its missing folders) readable by this user only: it holds
+/// password hashes. Folders the service creates are `0700`, a new database file `0600`;
+/// SQLite gives its `-wal` and `-shm` files the database file's mode. An existing file
+/// keeps the mode its owner chose (a warning says when others can read it).
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                StoreError::Setup(format!("cannot create folder {}: {e}", dir.display()))
+            })?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        file = %path.display(),
+                        mode = format!("{mode:o}"),
+                        "the SQLite database (which holds password hashes) is readable by \
+                         other users; chmod 600 it"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Setup(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        ))),
     }
 }
 

@@ -505,3 +505,65 @@ crate::both_backends!(
     bad_configuration_is_refused_naming_the_key,
     a_job_of_a_killed_service_is_failed_as_abandoned_after_restart,
 );
+
+/// Processes migrating one new SQLite file at the same moment (replicas' start-ups, or
+/// `migrate` beside a starting service) all succeed and leave it migrated once. The test holds
+/// the file's write lock until all eight have opened it, so they start migrating together.
+#[test]
+fn processes_migrating_one_sqlite_file_at_once_all_end_migrated() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    for round in 0..5 {
+        let db = TestDatabase::sqlite();
+        let asyncstatus_persistence::DatabaseUrl::Sqlite(path) = db.url().clone() else {
+            unreachable!("an SQLite test database")
+        };
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut gate = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        gate.batch_execute("PRAGMA journal_mode = WAL; BEGIN IMMEDIATE")
+            .unwrap();
+        let spawn = || {
+            command(Some(&db))
+                .arg("migrate")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let children: Vec<_> = (0..8).map(|_| spawn()).collect();
+        let has_opened = |pid: u32| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !children.iter().all(|c| has_opened(c.id())) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the processes never opened the file"
+            );
+            std::thread::yield_now();
+        }
+        gate.batch_execute("COMMIT").unwrap();
+        drop(gate);
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let store = asyncstatus_persistence::Store::open(
+            db.url(),
+            &asyncstatus_persistence::PoolOptions {
+                size: 1,
+                checkout_timeout: Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        assert_eq!(store.pending_migrations().unwrap(), Vec::<String>::new());
+        assert_eq!(store.count_users().unwrap(), 0, "migrate adds no user");
+    }
+}
