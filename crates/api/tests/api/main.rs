@@ -17,3 +17,4 @@ mod producers;
 mod python_client;
 mod readers;
 mod routing;
+mod sessions;
