@@ -13,6 +13,7 @@ mod jobs;
 mod layering;
 mod openapi;
 mod ops;
+mod pages;
 mod producers;
 mod python_client;
 mod readers;
