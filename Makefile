@@ -44,7 +44,7 @@ fuzz: ## Schemathesis against the debug build on a temporary SQLite database, pe
 check-deploy: ## Validate docker-compose.yml (Compose spec schema) and the Dockerfile against the code
 	scripts/check-deploy
 
-up: ## docker-compose up: PostgreSQL and the api (needs a Docker engine and ASYNCSTATUS_AUTH_SECRET)
+up: ## docker-compose up: PostgreSQL and the api (needs a Docker engine; ASYNCSTATUS_AUTH_SECRET is optional)
 	docker-compose up --build -d
 
 down: ## docker-compose down (the database volume is kept)

@@ -1,7 +1,7 @@
 """Schemathesis hooks for `make fuzz` (scripts/fuzz): how generated requests authenticate.
 
 Every operation that needs a token gets the Bearer token scripts/fuzz obtained
-(ASYNCSTATUS_FUZZ_TOKEN), except `user/logout`: logging out revokes the token it carries, so
+(ASYNCSTATUS_FUZZ_TOKEN), except `user/logout`: logging out revokes the session of the token it carries, so
 each logout case gets a token of its own, fresh from a login, and the shared one stays valid.
 If the shared token is refused anyway (401), Schemathesis asks for a new one: a fresh login.
 """

@@ -1,10 +1,12 @@
 //! The first admin: on a database with no users, create `bootstrap.admin_username` with the
-//! configured password, or with a generated one that is shown once.
+//! configured password, or with a generated one that is shown once. And the signing secret
+//! when none is configured: generated once, kept in the database.
 
 use asyncstatus_auth::password::hash_password;
 use asyncstatus_domain::ADMIN_ROLE;
 use asyncstatus_persistence::{now_micros, Store, StoreError};
 use rand::distr::{Alphanumeric, SampleString};
+use rand::RngCore;
 
 use crate::settings::Settings;
 
@@ -44,4 +46,26 @@ pub fn ensure_admin(
         username,
         generated_password: generated.then_some(password),
     }))
+}
+
+/// The secrets tokens are signed (the first) and verified with: `auth.secrets` when set,
+/// else the secret kept in the database, which the first start generates (256 random bits,
+/// hex) and stores race-free, so every replica and every restart uses the same one.
+pub fn signing_secrets(store: &Store, settings: &Settings) -> Result<Vec<String>, StoreError> {
+    if !settings.auth.secrets.is_empty() {
+        return Ok(settings
+            .auth
+            .secrets
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect());
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let candidate: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let stored = store.signing_secret_or_insert(&candidate)?;
+    if stored == candidate {
+        tracing::info!("generated a signing secret and stored it in the database");
+    }
+    Ok(vec![stored])
 }

@@ -200,8 +200,11 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         }
         first
     };
-    if password.chars().count() < 8 {
-        bail!("the password must be at least 8 characters");
+    if password.chars().count() < crate::settings::MIN_PASSWORD_LEN {
+        bail!(
+            "the password must be at least {} characters",
+            crate::settings::MIN_PASSWORD_LEN
+        );
     }
     Ok(password)
 }

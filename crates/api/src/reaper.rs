@@ -1,5 +1,5 @@
 //! The background sweep: fail jobs left `PENDING` too long, delete finished jobs past
-//! retention, forget expired token revocations. Every step is a conditional statement in the
+//! retention, forget expired session revocations. Every step is a conditional statement in the
 //! database, so several replicas may sweep at once; nothing is held in memory, so jobs of a
 //! killed process are caught by whichever replica sweeps next.
 

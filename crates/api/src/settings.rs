@@ -11,8 +11,12 @@ use serde::Deserialize;
 
 /// The defaults, compiled in so the binary runs without a config folder.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
-/// The development signing secret; refused in production.
-pub const DEVELOPMENT_SECRET: &str = "asyncstatus-development-secret-do-not-use-in-production";
+/// The shortest configured signing secret accepted (in every environment).
+pub const MIN_SECRET_LEN: usize = 32;
+/// The shortest password accepted (the CLI's rule, and `bootstrap.admin_password`'s).
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// The smallest `server.max_response_bytes`: any one job (a 64 KiB message, escaped) fits.
+pub const MIN_RESPONSE_BYTES: usize = 1 << 20;
 
 /// A value that must never be printed or logged.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// The largest body of a list answer (`GET async_status`); longer lists are cut.
+    pub max_response_bytes: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -91,6 +97,9 @@ pub struct AuthConfig {
     pub secrets: Vec<Secret>,
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// The longest a session (a login and every token refreshed from it) lives.
+    #[serde(with = "humantime_serde")]
+    pub session_max_age: Duration,
     #[serde(with = "humantime_serde")]
     pub user_cache_ttl: Duration,
     pub cookie_secure: bool,
@@ -112,6 +121,8 @@ pub struct JobsSettings {
     pub poll_hint: Duration,
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+    /// The most jobs one list answer holds.
+    pub max_page: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,7 +258,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks what serde cannot: ranges, combinations, and production safety.
+    /// Checks what serde cannot: ranges, combinations, and safety (the same in every
+    /// environment).
     pub fn validate(&self) -> Result<(), SettingsError> {
         asyncstatus_persistence::DatabaseUrl::parse(self.database.url.expose())
             .map_err(|e| invalid(format!("database.url: {e}")))?;
@@ -262,31 +274,34 @@ impl Settings {
                 "database.migration_lock_timeout must be more than 0s",
             ));
         }
-        if self.auth.secrets.is_empty() || self.auth.secrets.iter().any(|s| s.expose().is_empty()) {
-            return Err(invalid(
-                "auth.secrets must list at least one non-empty secret (ASYNCSTATUS__AUTH__SECRETS)",
-            ));
-        }
-        if self.environment == "production" {
-            if self
-                .auth
-                .secrets
-                .iter()
-                .any(|s| s.expose() == DEVELOPMENT_SECRET)
-            {
-                return Err(invalid(
-                    "auth.secrets holds the development secret, which production refuses; \
-                     set ASYNCSTATUS__AUTH__SECRETS",
-                ));
-            }
-            if self.auth.secrets.iter().any(|s| s.expose().len() < 32) {
-                return Err(invalid(
-                    "auth.secrets must be at least 32 characters each in production",
-                ));
-            }
+        // Empty: the secret generated on the first start and kept in the database serves.
+        if self
+            .auth
+            .secrets
+            .iter()
+            .any(|s| s.expose().chars().count() < MIN_SECRET_LEN)
+        {
+            return Err(invalid(format!(
+                "auth.secrets must be at least {MIN_SECRET_LEN} characters each \
+                 (or empty: a secret is generated and kept in the database)"
+            )));
         }
         if self.auth.token_ttl < Duration::from_secs(60) {
             return Err(invalid("auth.token_ttl must be at least 1m"));
+        }
+        if self.auth.session_max_age < self.auth.token_ttl {
+            return Err(invalid(
+                "auth.session_max_age must be at least auth.token_ttl",
+            ));
+        }
+        if self.server.max_response_bytes < MIN_RESPONSE_BYTES {
+            return Err(invalid(format!(
+                "server.max_response_bytes must be at least {MIN_RESPONSE_BYTES} (one job of \
+                 the longest message must fit)"
+            )));
+        }
+        if self.jobs.max_page < 1 {
+            return Err(invalid("jobs.max_page must be at least 1"));
         }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes must be at least 1024"));
@@ -317,6 +332,16 @@ impl Settings {
         }
         asyncstatus_domain::validate_username(&self.bootstrap.admin_username)
             .map_err(|e| invalid(format!("bootstrap.admin_username: {e}")))?;
+        // Empty means "generate one"; otherwise the CLI's rule.
+        if let Some(password) = &self.bootstrap.admin_password {
+            let length = password.expose().chars().count();
+            if length > 0 && length < MIN_PASSWORD_LEN {
+                return Err(invalid(format!(
+                    "bootstrap.admin_password must be at least {MIN_PASSWORD_LEN} characters \
+                     (or empty: one is generated)"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -325,16 +350,13 @@ impl Settings {
         self.auth.cookie_secure || self.server.tls_cert.is_some()
     }
 
-    /// What the authenticator needs.
-    pub fn auth_settings(&self) -> asyncstatus_auth::AuthSettings {
+    /// What the authenticator needs, signing with `secrets` (the configured ones, else the
+    /// one kept in the database: see [`crate::bootstrap::signing_secrets`]).
+    pub fn auth_settings(&self, secrets: Vec<String>) -> asyncstatus_auth::AuthSettings {
         asyncstatus_auth::AuthSettings {
-            secrets: self
-                .auth
-                .secrets
-                .iter()
-                .map(|s| s.expose().to_owned())
-                .collect(),
+            secrets,
             token_ttl: self.auth.token_ttl,
+            session_max_age: self.auth.session_max_age,
             user_cache_ttl: self.auth.user_cache_ttl,
             login_max_failures: self.auth.login_max_failures,
             login_window: self.auth.login_window,
@@ -358,6 +380,9 @@ mod tests {
         assert_eq!(s.auth.user_cache_ttl, Duration::from_secs(5));
         assert_eq!(s.jobs.stale_after, Duration::from_secs(15 * 60));
         assert_eq!(s.jobs.retention, Duration::from_secs(30 * 86400));
+        assert_eq!(s.auth.session_max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(s.jobs.max_page, 1000);
+        assert_eq!(s.server.max_response_bytes, 8 << 20);
         assert_eq!(s.bootstrap.admin_username, "admin");
         assert!(s.bootstrap.admin_password.is_none());
         assert_eq!(s.log.format, LogFormat::Text);
@@ -365,13 +390,13 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_the_development_secret() {
+    fn no_secret_is_built_in_and_production_needs_none() {
+        assert!(Settings::defaults().unwrap().auth.secrets.is_empty());
         let sources = Sources {
             environment: Some("production".into()),
             ..Sources::default()
         };
-        let err = Settings::load(&sources).unwrap_err().to_string();
-        assert!(err.contains("auth.secrets"), "{err}");
+        assert!(Settings::load(&sources).unwrap().auth.secrets.is_empty());
     }
 
     #[test]
@@ -403,7 +428,17 @@ mod tests {
             ("[database]\nurl = \"mysql://x\"\n", "database.url"),
             ("[database]\npool_size = 0\n", "database.pool_size"),
             ("[jobs]\nstale_after = \"soon\"\n", "stale_after"),
-            ("[auth]\nsecrets = []\n", "auth.secrets"),
+            ("[auth]\nsecrets = [\"short\"]\n", "auth.secrets"),
+            ("[auth]\nsession_max_age = \"1h\"\n", "auth.session_max_age"),
+            (
+                "[bootstrap]\nadmin_password = \"seven77\"\n",
+                "bootstrap.admin_password",
+            ),
+            (
+                "[server]\nmax_response_bytes = 1000\n",
+                "server.max_response_bytes",
+            ),
+            ("[jobs]\nmax_page = 0\n", "jobs.max_page"),
             ("[server]\ntls_cert = \"/x.pem\"\n", "tls_key"),
         ] {
             let file = dir.join("bad.toml");
@@ -466,8 +501,47 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = Settings::defaults().unwrap();
+        let mut s = Settings::defaults().unwrap();
+        s.auth.secrets = vec![Secret::new("a-configured-secret-0123456789abcdef")];
         let shown = format!("{s:?}");
-        assert!(!shown.contains(DEVELOPMENT_SECRET), "{shown}");
+        assert!(!shown.contains("a-configured-secret"), "{shown}");
+    }
+
+    /// No safety rule depends on `ASYNCSTATUS_ENV`: a short secret or password is refused
+    /// under any name of environment.
+    #[test]
+    fn short_secrets_and_passwords_are_refused_in_every_environment() {
+        let dir =
+            std::env::temp_dir().join(format!("asyncstatus-settings-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("short.toml");
+        for (toml, key) in [
+            (
+                "[auth]\nsecrets = [\"0123456789abcdef0123456789abcde\"]\n",
+                "auth.secrets",
+            ),
+            (
+                "[bootstrap]\nadmin_password = \"1234567\"\n",
+                "bootstrap.admin_password",
+            ),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            for environment in [
+                None,
+                Some("development"),
+                Some("staging"),
+                Some("production"),
+            ] {
+                let err = Settings::load(&Sources {
+                    file: Some(file.clone()),
+                    environment: environment.map(str::to_owned),
+                    ..Sources::default()
+                })
+                .unwrap_err()
+                .to_string();
+                assert!(err.contains(key), "{environment:?}: {err}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

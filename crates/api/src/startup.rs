@@ -49,7 +49,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = open_store(&settings)?;
         let created_admin = ensure_admin(&store, &settings).context("creating the first admin")?;
-        let auth = Authenticator::new(store.clone(), &settings.auth_settings())
+        let secrets = crate::bootstrap::signing_secrets(&store, &settings)
+            .context("reading the signing secret from the database")?;
+        let auth = Authenticator::new(store.clone(), &settings.auth_settings(secrets))
             .context("setting up authentication")?;
         let socket = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {

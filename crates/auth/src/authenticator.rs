@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use asyncstatus_domain::DISALLOWED_ROLE;
 use asyncstatus_persistence::{now_micros, Store, UserRecord};
 
-use crate::password::{verify_password, DUMMY_HASH};
+use crate::password::{check_hash, verify_password, DUMMY_HASH};
 use std::sync::Arc;
 
 use crate::{AuthError, Claims, LoginThrottle, Principal, TokenService};
@@ -19,6 +19,8 @@ pub struct AuthSettings {
     /// Signing secrets: the first signs, all verify.
     pub secrets: Vec<String>,
     pub token_ttl: Duration,
+    /// The longest a session (one login and every token refreshed from it) lives.
+    pub session_max_age: Duration,
     /// How long a loaded user (role, permissions, not-revoked) is trusted; zero reads the
     /// database on every request.
     pub user_cache_ttl: Duration,
@@ -67,7 +69,11 @@ impl Authenticator {
     pub fn new(store: Store, settings: &AuthSettings) -> Result<Self, AuthError> {
         Ok(Authenticator {
             store,
-            tokens: TokenService::new(&settings.secrets, settings.token_ttl)?,
+            tokens: TokenService::new(
+                &settings.secrets,
+                settings.token_ttl,
+                settings.session_max_age,
+            )?,
             throttle: LoginThrottle::new(settings.login_max_failures, settings.login_window),
             cache_ttl: settings.user_cache_ttl,
             cache: RwLock::new(HashMap::new()),
@@ -99,6 +105,10 @@ impl Authenticator {
             .as_ref()
             .and_then(|u| u.password_hash.as_deref())
             .unwrap_or(DUMMY_HASH);
+        if let Err(e) = check_hash(hash) {
+            // It matches nothing (and costs one normal derivation, like any failure).
+            tracing::warn!(user = %username, problem = %e, "stored password hash refused");
+        }
         let matches = verify_password(password, hash);
         let user = match user {
             Some(user)
@@ -114,7 +124,7 @@ impl Authenticator {
         self.throttle.record_success(username);
         let now = now_micros();
         self.store.record_login(user.id, now)?;
-        let (token, claims) = self.tokens.issue(&user.username, now)?;
+        let (token, claims) = self.tokens.issue(&user.username, user.id, now)?;
         Ok(LoggedIn {
             token,
             claims,
@@ -122,8 +132,9 @@ impl Authenticator {
         })
     }
 
-    /// The principal a token stands for: the token must verify, not be revoked, and its user
-    /// must exist with a role that may log in. Loaded users are trusted for `user_cache_ttl`.
+    /// The principal a token stands for: the token must verify, its session must not be
+    /// revoked, and its user must exist (the same account: same id) with a role that may log
+    /// in. Loaded users are trusted for `user_cache_ttl`.
     /// Reads the database on a cache miss (see [`Self::authenticate_cached`] for the part
     /// that never does).
     pub fn authenticate(&self, token: &str) -> Result<(Arc<Principal>, Arc<Claims>), AuthError> {
@@ -152,16 +163,17 @@ impl Authenticator {
     }
 
     /// Loads the principal of `token`, whose verified claims are `claims`, from the database
-    /// (revocation, user, role, permissions) and caches it.
+    /// (session revocation, user and its id, role, permissions) and caches it.
     pub fn load(&self, token: &str, claims: &Arc<Claims>) -> Result<Arc<Principal>, AuthError> {
-        if self.store.is_token_revoked(&claims.jti)? {
+        if self.store.is_session_revoked(&claims.sid)? {
             return Err(AuthError::Unauthorized);
         }
         let user = self
             .store
             .find_user(&claims.sub)?
             .ok_or(AuthError::Unauthorized)?;
-        if user.role == DISALLOWED_ROLE {
+        // A user removed and added again under the same name is another account.
+        if user.id != claims.uid || user.role == DISALLOWED_ROLE {
             return Err(AuthError::Unauthorized);
         }
         let principal = Arc::new(principal_of(user));
@@ -183,24 +195,28 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// Revokes the token: from now on it is refused (by every replica once its cache entry,
-    /// if any, expires; by this one at once).
+    /// Revokes the token's whole session (every token refreshed from the same login): from
+    /// now on its tokens are refused, by this replica at once, by every other one once its
+    /// cache entries, if any, expire (`auth.user_cache_ttl`).
     pub fn logout(&self, claims: &Claims) -> Result<(), AuthError> {
-        self.store.revoke_token(&claims.jti, claims.expires_at())?;
+        let session_end = chrono::DateTime::from_timestamp(self.tokens.session_end(claims.sst), 0)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        self.store.revoke_session(&claims.sid, session_end)?;
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, cached| cached.claims.jti != claims.jti);
+            .retain(|_, cached| cached.claims.sid != claims.sid);
         Ok(())
     }
 
-    /// A fresh token for the same user when `claims` has passed half its lifetime.
+    /// The session's next token when `claims` has passed half its lifetime and the new one
+    /// would live longer (no token outlives its session's `auth.session_max_age`).
     pub fn refresh(&self, claims: &Claims) -> Result<Option<(String, Claims)>, AuthError> {
         let now = now_micros();
-        if claims.past_half_life(now) {
-            self.tokens.issue(&claims.sub, now).map(Some)
-        } else {
-            Ok(None)
+        if !claims.past_half_life(now) {
+            return Ok(None);
         }
+        let (token, next) = self.tokens.reissue(claims, now)?;
+        Ok((next.exp > claims.exp).then_some((token, next)))
     }
 }

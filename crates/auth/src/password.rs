@@ -13,6 +13,12 @@ const P: u32 = 1;
 const KEY_LEN: usize = 64;
 const SALT_LEN: usize = 16;
 
+/// The most memory one stored hash may make a derivation use, 128·N·r bytes: 64 MiB, four
+/// times what Traffic Ops' parameters take (16 MiB).
+const MAX_MEMORY: u64 = 64 << 20;
+/// The most work one stored hash may ask for, N·r·p: four times Traffic Ops' (16384·8·1).
+const MAX_WORK: u64 = 4 * (1 << LOG_N) * R as u64 * P as u64;
+
 /// A well-formed hash of a random password, verified against when the user does not exist so
 /// that an unknown user costs the same derivation as a wrong password.
 pub const DUMMY_HASH: &str = "SCRYPT:16384:8:1:WfH3TYlEGnsVkUaAcgtz+Q==:yJyI3V7PK35SPaDL6CNsXr4K4X11izyCIJP86klQCn3HGGM90cMw+vQCR1yhG+FNCSNBBsJ4QjWM0U0wKcNfAw==";
@@ -62,13 +68,17 @@ fn parse(hash: &str) -> Result<Parsed, BadHash> {
     let n: u64 = n.parse().map_err(|_| BadHash("N"))?;
     let r: u32 = r.parse().map_err(|_| BadHash("r"))?;
     let p: u32 = p.parse().map_err(|_| BadHash("p"))?;
-    // Bounds keep a crafted hash from costing more than ~64 MiB or many seconds.
-    if !n.is_power_of_two()
-        || !(2..=1 << 20).contains(&n)
-        || !(1..=16).contains(&r)
-        || !(1..=4).contains(&p)
-    {
+    if !n.is_power_of_two() || !(2..=1 << 20).contains(&n) || r == 0 || p == 0 {
         return Err(BadHash("parameters out of range"));
+    }
+    // A stored hash must not cost more than a few normal logins: memory 128·N·r and work
+    // N·r·p are bounded (a hash beyond them matches nothing).
+    let (r64, p64) = (u64::from(r), u64::from(p));
+    if (128 * n).saturating_mul(r64) > MAX_MEMORY {
+        return Err(BadHash("memory 128·N·r above 64 MiB"));
+    }
+    if n.saturating_mul(r64).saturating_mul(p64) > MAX_WORK {
+        return Err(BadHash("work N·r·p above four times Traffic Ops'"));
     }
     let salt = STANDARD.decode(salt).map_err(|_| BadHash("salt"))?;
     let key = STANDARD.decode(key).map_err(|_| BadHash("key"))?;
@@ -156,6 +166,33 @@ mod tests {
         ] {
             assert!(check_hash(bad).is_err(), "{bad}");
             assert!(!verify_password("x", bad), "{bad}");
+        }
+    }
+
+    /// Memory 128·N·r ≤ 64 MiB and work N·r·p ≤ 4 × Traffic Ops': within them a hash is
+    /// used, beyond them it matches nothing (and costs one normal derivation).
+    #[test]
+    fn stored_parameters_are_bounded() {
+        const TAIL: &str = "c2FsdGNoYXJzMDEyMzQ1Ng==:a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5";
+        for ok in ["16384:8:1", "65536:8:1", "16384:8:4", "131072:4:1", "2:1:1"] {
+            assert_eq!(check_hash(&format!("SCRYPT:{ok}:{TAIL}")), Ok(()), "{ok}");
+        }
+        for bad in [
+            "1048576:16:1",
+            "131072:8:1",
+            "65536:8:2",
+            "16384:8:5",
+            "16384:64:1",
+            "2:1:4294967295",
+        ] {
+            let bad = format!("SCRYPT:{bad}:{TAIL}");
+            let started = std::time::Instant::now();
+            assert!(check_hash(&bad).is_err(), "{bad}");
+            assert!(!verify_password("x", &bad), "{bad}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{bad}"
+            );
         }
     }
 }

@@ -64,6 +64,49 @@ diesel::define_sql_function! {
 /// variables (32 766), so a coalesced batch of any size is split instead of failing whole.
 const READ_CHUNK: usize = 1000;
 
+diesel::define_sql_function! {
+    /// SQL `octet_length`: the bytes of a text (PostgreSQL; SQLite 3.43 and later).
+    fn octet_length(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Integer>;
+}
+
+/// The bytes of a job's JSON besides its message (keys, id, status, two timestamps), with a
+/// margin.
+const JOB_JSON_OVERHEAD: usize = 160;
+
+/// The boxed query of a list query's filters, for the backend of the connection it runs on.
+macro_rules! filtered {
+    ($query:expr) => {{
+        let mut q = async_status.into_boxed();
+        if let Some(wanted) = $query.status {
+            q = q.filter(status.eq(wanted.as_str()));
+        }
+        if let Some(wanted) = $query.id {
+            q = q.filter(id.eq(wanted));
+        }
+        q
+    }};
+}
+
+/// [`filtered!`] in the list query's order.
+macro_rules! ordered {
+    ($query:expr) => {{
+        let q = filtered!($query);
+        match ($query.order_by, $query.sort_order) {
+            (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
+            (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
+            (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
+            (OrderBy::StartTime, SortOrder::Desc) => q.order((start_time.desc(), id.desc())),
+            // Unfinished jobs (no end_time) come last either way, on both backends.
+            (OrderBy::EndTime, SortOrder::Asc) => {
+                q.order((end_time.is_null(), end_time.asc(), id.asc()))
+            }
+            (OrderBy::EndTime, SortOrder::Desc) => {
+                q.order((end_time.is_null(), end_time.desc(), id.desc()))
+            }
+        }
+    }};
+}
+
 /// Stale jobs failed per statement batch by the reaper.
 const REAP_BATCH: i64 = 500;
 
@@ -109,36 +152,11 @@ impl Store {
     pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
         let (rows, total) = self.read(|| {
             with_conn!(self, |conn| {
-                let filtered = || {
-                    let mut q = async_status.into_boxed();
-                    if let Some(wanted) = query.status {
-                        q = q.filter(status.eq(wanted.as_str()));
-                    }
-                    if let Some(wanted) = query.id {
-                        q = q.filter(id.eq(wanted));
-                    }
-                    q
-                };
-                let total: i64 = filtered()
+                let total: i64 = filtered!(query)
                     .count()
                     .get_result(conn)
                     .map_err(StoreError::query("counting async statuses"))?;
-                let mut q = filtered();
-                q = match (query.order_by, query.sort_order) {
-                    (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
-                    (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
-                    (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
-                    (OrderBy::StartTime, SortOrder::Desc) => {
-                        q.order((start_time.desc(), id.desc()))
-                    }
-                    // Unfinished jobs (no end_time) come last either way, on both backends.
-                    (OrderBy::EndTime, SortOrder::Asc) => {
-                        q.order((end_time.is_null(), end_time.asc(), id.asc()))
-                    }
-                    (OrderBy::EndTime, SortOrder::Desc) => {
-                        q.order((end_time.is_null(), end_time.desc(), id.desc()))
-                    }
-                };
+                let mut q = ordered!(query);
                 if let Some(limit) = query.limit {
                     q = q.limit(limit).offset(query.offset);
                 }
@@ -147,6 +165,54 @@ impl Store {
                     .map_err(StoreError::query("listing async statuses"))?;
                 Ok((rows, total))
             })
+        })?;
+        Ok((to_jobs(rows)?, total))
+    }
+
+    /// As [`Store::list_jobs`], but loads only the first jobs of the page whose JSON would
+    /// take at most about `max_bytes` (always at least one): the database first gives the
+    /// length of each message of the page, then only the rows that fit are read. So a page
+    /// of long messages never sits in memory whole. The caller bounds `query.limit`.
+    pub fn list_jobs_within(
+        &self,
+        query: &ListQuery,
+        max_bytes: usize,
+    ) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
+        let limit = query.limit.unwrap_or(i64::MAX);
+        let (lengths, total) = self.read(|| {
+            with_conn!(self, |conn| {
+                let total: i64 = filtered!(query)
+                    .count()
+                    .get_result(conn)
+                    .map_err(StoreError::query("counting async statuses"))?;
+                let lengths: Vec<Option<i32>> = ordered!(query)
+                    .select(octet_length(message))
+                    .limit(limit)
+                    .offset(query.offset)
+                    .load(conn)
+                    .map_err(StoreError::query("measuring async statuses"))?;
+                Ok((lengths, total))
+            })
+        })?;
+        let mut used = 0usize;
+        let mut fit = 0i64;
+        for length in lengths {
+            let size = JOB_JSON_OVERHEAD + length.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+            if fit > 0 && used + size > max_bytes {
+                break;
+            }
+            used += size;
+            fit += 1;
+        }
+        if fit == 0 {
+            return Ok((Vec::new(), total));
+        }
+        let rows = self.read(|| {
+            with_conn!(self, |conn| ordered!(query)
+                .limit(fit)
+                .offset(query.offset)
+                .load::<JobRow>(conn)
+                .map_err(StoreError::query("listing async statuses")))
         })?;
         Ok((to_jobs(rows)?, total))
     }

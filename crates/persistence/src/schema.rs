@@ -57,9 +57,20 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::time::UtcTimestamp;
 
-    revoked_token (jti) {
-        jti -> Text,
+    revoked_session (sid) {
+        sid -> Text,
         expires_at -> UtcTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::time::UtcTimestamp;
+
+    signing_secret (id) {
+        id -> Integer,
+        secret -> Text,
+        created_at -> UtcTimestamp,
     }
 }
 
@@ -70,5 +81,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     role,
     role_capability,
     tm_user,
-    revoked_token
+    revoked_session,
+    signing_secret
 );

@@ -1,51 +1,75 @@
-//! Revoked tokens: a logout stores the token's `jti` until the token would have expired.
+//! Sessions and the signing secret: a logout stores the session's id until the session could
+//! not be used anyway; the generated signing secret is one row, created race-free.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::{with_conn, WriteTransaction};
-use crate::schema::revoked_token::dsl::*;
+use crate::pool::with_conn;
+use crate::schema::{revoked_session, signing_secret};
 use crate::time::UtcTime;
 use crate::{Store, StoreError};
 
 impl Store {
-    /// Refuses the token `token_id` from now on (until `expires`, after which it is refused
-    /// anyway). Revoking twice is harmless.
-    pub fn revoke_token(&self, token_id: &str, expires: DateTime<Utc>) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
-            let known = revoked_token
-                .find(token_id)
-                .count()
-                .get_result::<i64>(conn)
-                .map_err(StoreError::query("checking a revoked token"))?;
-            if known == 0 {
-                diesel::insert_into(revoked_token)
-                    .values((jti.eq(token_id), expires_at.eq(UtcTime(expires))))
-                    .execute(conn)
-                    .map_err(StoreError::query("revoking a token"))?;
-            }
-            Ok(())
-        }))
+    /// Refuses every token of the session `session_id` from now on (until `expires`, after
+    /// which the session is refused anyway). Revoking twice is harmless.
+    pub fn revoke_session(
+        &self,
+        session_id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, |conn| diesel::insert_into(revoked_session::table)
+            .values((
+                revoked_session::sid.eq(session_id),
+                revoked_session::expires_at.eq(UtcTime(expires)),
+            ))
+            .on_conflict(revoked_session::sid)
+            .do_nothing()
+            .execute(conn)
+            .map(|_| ())
+            .map_err(StoreError::query("revoking a session")))
     }
 
-    /// Whether the token `token_id` was revoked.
-    pub fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
+    /// Whether the session `session_id` was revoked.
+    pub fn is_session_revoked(&self, session_id: &str) -> Result<bool, StoreError> {
         let n: i64 = self.read(|| {
-            with_conn!(self, |conn| revoked_token
-                .find(token_id)
+            with_conn!(self, |conn| revoked_session::table
+                .find(session_id)
                 .count()
                 .get_result(conn)
-                .map_err(StoreError::query("checking a revoked token")))
+                .map_err(StoreError::query("checking a revoked session")))
         })?;
         Ok(n > 0)
     }
 
-    /// Forgets revocations of tokens that have expired by `now`; returns how many.
+    /// Forgets revocations of sessions that have expired by `now`; returns how many.
     pub fn purge_expired_revocations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         with_conn!(self, |conn| diesel::delete(
-            revoked_token.filter(expires_at.lt(UtcTime(now)))
+            revoked_session::table.filter(revoked_session::expires_at.lt(UtcTime(now)))
         )
         .execute(conn)
         .map_err(StoreError::query("purging expired revocations")))
+    }
+
+    /// The stored signing secret; when there is none yet, `candidate` is stored and returned.
+    /// Race-free: of several processes calling this at once on one database, the first
+    /// insert wins (`ON CONFLICT DO NOTHING`) and every one reads back the same secret.
+    pub fn signing_secret_or_insert(&self, candidate: &str) -> Result<String, StoreError> {
+        with_conn!(self, |conn| {
+            diesel::insert_into(signing_secret::table)
+                .values((
+                    signing_secret::id.eq(1),
+                    signing_secret::secret.eq(candidate),
+                    signing_secret::created_at.eq(UtcTime(crate::now_micros())),
+                ))
+                .on_conflict(signing_secret::id)
+                .do_nothing()
+                .execute(conn)
+                .map_err(StoreError::query("storing the generated signing secret"))?;
+            signing_secret::table
+                .find(1)
+                .select(signing_secret::secret)
+                .first::<String>(conn)
+                .map_err(StoreError::query("reading the signing secret"))
+        })
     }
 }

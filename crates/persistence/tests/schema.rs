@@ -21,12 +21,13 @@ fn store(db: &TestDatabase) -> Store {
 }
 
 /// (table, the number of columns schema.rs gives it)
-const TABLES: [(&str, i64); 5] = [
+const TABLES: [(&str, i64); 6] = [
     ("async_status", 6),
     ("role", 5),
     ("role_capability", 3),
     ("tm_user", 6),
-    ("revoked_token", 2),
+    ("revoked_session", 2),
+    ("signing_secret", 3),
 ];
 
 #[derive(QueryableByName)]
@@ -73,7 +74,9 @@ fn schema_and_migrations_agree(backend: Backend) {
     assert_eq!(store.list_jobs(&Default::default()).unwrap().1, 0);
     assert_eq!(store.list_roles().unwrap().len(), 4);
     assert!(store.find_user("nobody").unwrap().is_none());
-    assert!(!store.is_token_revoked("nothing").unwrap());
+    assert!(!store.is_session_revoked("nothing").unwrap());
+    let secret = store.signing_secret_or_insert("first").unwrap();
+    assert_eq!(store.signing_secret_or_insert("second").unwrap(), secret);
     for (table, columns) in TABLES {
         assert_eq!(
             columns_in_database(&db, table),
@@ -85,7 +88,7 @@ fn schema_and_migrations_agree(backend: Backend) {
 
 /// Migrations after the first (update when adding one).
 fn extra_migrations() -> usize {
-    1
+    2
 }
 
 #[test]

@@ -21,9 +21,10 @@ use crate::state::{AppState, Database};
 /// The name of the session cookie (Traffic Ops').
 pub const ACCESS_TOKEN: &str = "access_token";
 
-/// A token refreshed by the sliding-session rule, set as a cookie on the way out.
+/// A token refreshed by the sliding-session rule, set as a cookie on the way out, and when it
+/// expires (seconds since the epoch).
 #[derive(Clone)]
-pub struct RefreshedToken(pub String);
+pub struct RefreshedToken(pub String, pub i64);
 
 /// The user behind a request, noted for the access log.
 #[derive(Clone)]
@@ -87,8 +88,8 @@ impl FromRequest for Authenticated {
                 }
             };
             if via_cookie {
-                if let Some((fresh, _)) = state.auth.refresh(&claims)? {
-                    req.extensions_mut().insert(RefreshedToken(fresh));
+                if let Some((fresh, next)) = state.auth.refresh(&claims)? {
+                    req.extensions_mut().insert(RefreshedToken(fresh, next.exp));
                 }
             }
             req.extensions_mut().insert(RequestUser(principal.clone()));

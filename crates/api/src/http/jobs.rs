@@ -15,7 +15,7 @@ use asyncstatus_persistence::{now_micros, UpdateOutcome};
 use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{json_object, read_body, string_field, ApiVersion, Authenticated};
-use crate::http::response::{json, json_with, Alert, Envelope, JobJson, Summary};
+use crate::http::response::{json, json_with, raw_json, Alert, Envelope, JobJson, Summary};
 use crate::state::{AppState, Database};
 
 const NOT_FOUND: &str = "async status not found";
@@ -132,7 +132,13 @@ async fn wait_for_final(
     }
 }
 
+/// Bytes of a list answer kept for the envelope around the jobs (alert, summary).
+const ENVELOPE_BYTES: usize = 1024;
+
 /// `GET async_status`: filters, order and paging as Traffic Ops list endpoints take them.
+/// One answer holds at most `jobs.max_page` jobs and `server.max_response_bytes` of body; a
+/// list cut short says so in an `info` alert, with the `offset` and `limit` of the rest.
+/// Only the rows that fit are read (see [`asyncstatus_persistence::Store::list_jobs_within`]).
 pub async fn list(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -141,15 +147,92 @@ pub async fn list(
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
-    let query = ListQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let mut query = ListQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ApiError::bad_request(e.0))?;
-    let (jobs, count) = state.db(move |s| s.store.list_jobs(&query)).await?;
-    let envelope = Envelope {
-        alerts: None,
-        response: Some(jobs.iter().map(JobJson::from).collect::<Vec<_>>()),
-        summary: Some(Summary { count }),
-    };
-    Ok(json(StatusCode::OK, &envelope))
+    let max_page = state.settings.jobs.max_page;
+    let asked = query.limit;
+    if asked.is_some_and(|limit| limit > max_page) {
+        return Err(ApiError::bad_request(format!(
+            "query parameter 'limit' must be at most {max_page} (jobs.max_page)"
+        )));
+    }
+    query.limit = Some(asked.unwrap_or(max_page));
+    let offset = query.offset;
+    let budget = state
+        .settings
+        .server
+        .max_response_bytes
+        .saturating_sub(ENVELOPE_BYTES);
+    // Read and serialized on the blocking pool; the rows are dropped before the answer is
+    // put together.
+    let (jobs_json, listed, count) = state
+        .db(move |s| {
+            let (jobs, count) = s.store.list_jobs_within(&query, budget)?;
+            let (json, listed) = jobs_within(&jobs, budget);
+            Ok::<_, asyncstatus_persistence::StoreError>((json, listed, count))
+        })
+        .await?;
+    let available = count.saturating_sub(offset).max(0);
+    let cut = listed < asked.unwrap_or(i64::MAX).min(available);
+    let alert = cut.then(|| {
+        let next = offset + listed;
+        let rest = match asked {
+            Some(limit) => limit - listed,
+            None => max_page,
+        };
+        Alert::info(format!(
+            "The list was cut to {listed} of the {available} jobs from offset {offset}: an \
+             answer holds at most {max_page} jobs (jobs.max_page) and {} bytes \
+             (server.max_response_bytes). Ask for the rest with offset={next}&limit={rest}.",
+            state.settings.server.max_response_bytes
+        ))
+    });
+    Ok(list_body(alert, &jobs_json, count))
+}
+
+/// The JSON array of `jobs`, as many as fit in `budget` bytes (at least one), and how many.
+fn jobs_within(jobs: &[AsyncStatus], budget: usize) -> (Vec<u8>, i64) {
+    let mut json = Vec::with_capacity(budget.min(64 * 1024));
+    json.push(b'[');
+    let mut listed = 0;
+    for job in jobs {
+        let start = json.len();
+        if listed > 0 {
+            json.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut json, &JobJson::from(job)) {
+            tracing::error!(error = %e, job = job.id, "serializing a job");
+            json.truncate(start);
+            break;
+        }
+        // Escaping can make a message longer than the database measured it.
+        if listed > 0 && json.len() + 1 > budget {
+            json.truncate(start);
+            break;
+        }
+        listed += 1;
+    }
+    json.push(b']');
+    (json, listed)
+}
+
+/// `{"alerts": [...], "response": [...], "summary": {"count": N}}` around ready job JSON.
+fn list_body(alert: Option<Alert>, jobs_json: &[u8], count: i64) -> HttpResponse {
+    let alerts = alert.and_then(|a| serde_json::to_vec(&[a]).ok());
+    let summary = serde_json::to_vec(&Summary { count }).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = Vec::with_capacity(jobs_json.len() + ENVELOPE_BYTES);
+    body.push(b'{');
+    if let Some(alerts) = alerts {
+        body.extend_from_slice(br#""alerts":"#);
+        body.extend_from_slice(&alerts);
+        body.push(b',');
+    }
+    body.extend_from_slice(br#""response":"#);
+    body.extend_from_slice(jobs_json);
+    body.extend_from_slice(br#","summary":"#);
+    body.extend_from_slice(&summary);
+    body.extend_from_slice(b"}\n");
+    raw_json(HttpResponse::Ok(), body)
 }
 
 /// `POST async_status` with `{"message": …}`: starts a `PENDING` job; 202 with `Location`.

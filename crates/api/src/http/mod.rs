@@ -119,11 +119,12 @@ async fn session_and_log(
         res.headers_mut().insert(X_REQUEST_ID, value);
     }
     let refreshed = res.request().extensions().get::<RefreshedToken>().cloned();
-    if let Some(RefreshedToken(token)) = refreshed {
+    if let Some(RefreshedToken(token, exp)) = refreshed {
         if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+            // The cookie lives as long as its token (capped by the session's end).
             let cookie = users::token_cookie(
                 token,
-                state.auth.tokens().ttl(),
+                chrono::Duration::seconds(exp - chrono::Utc::now().timestamp()),
                 state.settings.cookie_secure(),
             );
             if let Err(e) = res.response_mut().add_cookie(&cookie) {

@@ -21,7 +21,6 @@ pub const WHOLE_CONTENT_SHA512: HeaderName = HeaderName::from_static("whole-cont
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Success,
-    #[allow(dead_code)]
     Info,
     #[allow(dead_code)]
     Warning,
@@ -39,6 +38,12 @@ impl Alert {
     pub fn success(text: impl Into<String>) -> Self {
         Alert {
             level: Level::Success,
+            text: text.into(),
+        }
+    }
+    pub fn info(text: impl Into<String>) -> Self {
+        Alert {
+            level: Level::Info,
             text: text.into(),
         }
     }

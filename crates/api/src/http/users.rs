@@ -60,7 +60,7 @@ pub async fn login(
     ))
 }
 
-/// `POST user/logout`: revokes the token and clears the cookie.
+/// `POST user/logout`: revokes the token's session and clears the cookie.
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -14,12 +14,19 @@ use crate::helpers::{
 const UNAUTHORIZED: &str = "unauthorized, please log in.";
 const BAD_LOGIN: &str = "Invalid username or password.";
 
-/// A token signed with `secret` and `alg`, issued `age` seconds ago, living `ttl` seconds.
+/// The bootstrap admin's user id (the first user of a fresh database).
+const ADMIN_ID: i64 = 1;
+
+/// A token signed with `secret` and `alg`, issued `age` seconds ago, living `ttl` seconds,
+/// the first of its session, for the user `user` of id [`ADMIN_ID`].
 fn craft(secret: &str, alg: Algorithm, user: &str, age: i64, ttl: i64) -> String {
     let iat = chrono::Utc::now().timestamp() - age;
     jsonwebtoken::encode(
         &Header::new(alg),
-        &json!({"sub": user, "iat": iat, "exp": iat + ttl, "jti": format!("crafted{iat}{age}")}),
+        &json!({
+            "sub": user, "uid": ADMIN_ID, "sid": format!("session{iat}{age}"), "sst": iat,
+            "iat": iat, "exp": iat + ttl, "jti": format!("crafted{iat}{age}")
+        }),
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()
@@ -227,7 +234,11 @@ async fn requests_without_a_valid_token_are_401(backend: Backend) {
     let valid = app.token(ADMIN, ADMIN_PASSWORD).await;
     let parts: Vec<&str> = valid.split('.').collect();
     let forged_payload = URL_SAFE_NO_PAD.encode(
-        json!({"sub": ADMIN, "iat": 0, "exp": 4_000_000_000i64, "jti": "forged"}).to_string(),
+        json!({
+            "sub": ADMIN, "uid": ADMIN_ID, "sid": "forged", "sst": 0,
+            "iat": 0, "exp": 4_000_000_000i64, "jti": "forged"
+        })
+        .to_string(),
     );
     let tampered = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
     let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
@@ -300,13 +311,13 @@ async fn secrets_rotate_signing_with_the_first_and_accepting_any(backend: Backen
     )
     .expect("signed with the first secret")
     .claims;
-    for claim in ["sub", "iat", "exp", "jti"] {
+    for claim in ["sub", "uid", "sid", "sst", "iat", "exp", "jti"] {
         assert!(claims.get(claim).is_some(), "{claim} in {claims}");
     }
     assert_eq!(claims["sub"], ADMIN);
 }
 
-async fn logout_revokes_that_token_only(backend: Backend) {
+async fn logout_revokes_that_session_only(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -623,7 +634,7 @@ crate::both_backends!(
     passwords_in_traffic_ops_format_log_in,
     requests_without_a_valid_token_are_401,
     secrets_rotate_signing_with_the_first_and_accepting_any,
-    logout_revokes_that_token_only,
+    logout_revokes_that_session_only,
     current_user_shows_role_and_permissions,
     a_missing_permission_is_403_naming_it,
     deleted_and_demoted_users_lose_access,

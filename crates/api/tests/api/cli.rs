@@ -324,7 +324,16 @@ async fn bad_configuration_is_refused_naming_the_key(backend: Backend) {
             "0",
             "database.pool_size",
         ),
-        ("ASYNCSTATUS_ENV", "production", "auth.secrets"),
+        (
+            "ASYNCSTATUS__AUTH__SECRETS",
+            "shorter-than-32",
+            "auth.secrets",
+        ),
+        (
+            "ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD",
+            "seven77",
+            "bootstrap.admin_password",
+        ),
         (
             "ASYNCSTATUS__DATABASE__URL",
             "mysql://nowhere/db",

@@ -708,6 +708,7 @@ async fn real_answers_match_the_documented_schemas(backend: Backend) {
     // 400s.
     for bad in [
         "/async_status?limit=0",
+        "/async_status?limit=1001",
         "/async_status?status=DONE",
         "/async_status/abc",
         "/async_status/1.5",
