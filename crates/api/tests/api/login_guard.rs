@@ -494,7 +494,70 @@ async fn every_answer_varies_on_origin_when_cors_is_configured(backend: Backend)
     assert_eq!(varies_on_origin(&r), 0, "no CORS, no Vary: Origin");
 }
 
+/// The access log line of the request with id `id`, from a served process's log.
+fn access_line(served: &crate::ops::Served, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = served
+            .log
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no access line for {id}: {e}"));
+        if let Ok(entry) = serde_json::from_str::<Value>(&line) {
+            if entry["target"] == "access" && entry["request_id"] == id {
+                return entry;
+            }
+        }
+    }
+}
+
+async fn the_access_log_names_the_client_behind_a_trusted_proxy(backend: Backend) {
+    let Some(db) = asyncstatus_persistence::testing::TestDatabase::new(backend) else {
+        return;
+    };
+    let url = db.url_string();
+    let env = [
+        ("ASYNCSTATUS__LOG__FORMAT", "json"),
+        (
+            "ASYNCSTATUS__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8, 127.0.0.1",
+        ),
+    ];
+    let served = actix_web::rt::task::spawn_blocking(move || crate::ops::serve(&url, &env))
+        .await
+        .unwrap();
+    let ping = format!("{}/ping", served.base.replace("localhost", "127.0.0.1"));
+    for (from, id) in [([127, 0, 0, 1], "via-proxy"), ([127, 0, 0, 9], "direct")] {
+        let r = client_from(from)
+            .get(&ping)
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.5")
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let served = actix_web::rt::task::spawn_blocking(move || {
+        let proxied = access_line(&served, "via-proxy");
+        let direct = access_line(&served, "direct");
+        drop(served);
+        (proxied, direct)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        served.0["client"], "203.0.113.5",
+        "the nearest untrusted hop"
+    );
+    assert_eq!(
+        served.1["client"], "127.0.0.9",
+        "an untrusted peer's own address"
+    );
+    drop(db);
+}
+
 crate::both_backends!(
+    the_access_log_names_the_client_behind_a_trusted_proxy,
     cookie_writes_from_another_site_are_403,
     same_origin_and_allowed_origins_pass_with_a_cookie,
     bearer_requests_ignore_the_cross_site_rule,
