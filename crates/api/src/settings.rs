@@ -164,8 +164,9 @@ where
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 .map(|net| net.trunc())
                 .map_err(|_| {
+                    // The config crate adds "for key `server.trusted_proxies`".
                     serde::de::Error::custom(format!(
-                        "server.trusted_proxies: '{item}' is not a CIDR (10.0.0.0/8) or an IP address"
+                        "'{item}' is not a CIDR (10.0.0.0/8) or an IP address"
                     ))
                 })
         })
