@@ -63,6 +63,9 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// The largest body of a list answer (`GET async_status`); longer lists are cut.
     pub max_response_bytes: usize,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client (CIDRs or addresses).
+    #[serde(default, deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -106,6 +109,9 @@ pub struct AuthConfig {
     pub login_max_failures: u32,
     #[serde(with = "humantime_serde")]
     pub login_window: Duration,
+    pub login_max_failures_per_address: u32,
+    #[serde(with = "humantime_serde")]
+    pub login_max_delay: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +164,54 @@ where
             .map(|item| T::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(item)))
             .collect(),
     }
+}
+
+/// `server.trusted_proxies`: a [`comma_list`] of CIDRs (`10.0.0.0/8`, `2001:db8::/32`) or
+/// single addresses (`192.0.2.7`, taken as /32 or /128).
+fn cidr_list<'de, D>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    comma_list::<D, String>(deserializer)?
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    // The config crate adds "for key `server.trusted_proxies`".
+                    serde::de::Error::custom(format!(
+                        "'{item}' is not a CIDR (10.0.0.0/8) or an IP address"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Why `value` is not an origin `scheme://host[:port]` (scheme http or https; no path,
+/// trailing slash, userinfo, query or fragment; written as browsers send it).
+fn origin_problem(value: &str) -> Option<String> {
+    if value == "*" || value.eq_ignore_ascii_case("null") {
+        return Some("a wildcard or 'null' origin would let any site in".into());
+    }
+    let Ok(url) = url::Url::parse(value) else {
+        return Some("not a URL".into());
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Some("the scheme must be http or https".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("no user or password may be given".into());
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || url.path() != "/"
+        || value.ends_with('/')
+    {
+        return Some("no path, trailing slash, query or fragment may be given".into());
+    }
+    let canonical = url.origin().ascii_serialization();
+    (canonical != value).then(|| format!("write it as browsers send it: '{canonical}'"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -325,9 +379,22 @@ impl Settings {
             ("jobs.stale_after", self.jobs.stale_after),
             ("jobs.reaper_interval", self.jobs.reaper_interval),
             ("auth.login_window", self.auth.login_window),
+            ("auth.login_max_delay", self.auth.login_max_delay),
         ] {
             if value.is_zero() {
                 return Err(invalid(format!("{key} must be more than 0s")));
+            }
+        }
+        if self.auth.login_max_delay < Duration::from_secs(1) {
+            return Err(invalid(
+                "auth.login_max_delay must be at least 1s (the first block)",
+            ));
+        }
+        for origin in &self.cors.allowed_origins {
+            if let Some(problem) = origin_problem(origin) {
+                return Err(invalid(format!(
+                    "cors.allowed_origins: '{origin}' is not an origin scheme://host[:port]: {problem}"
+                )));
             }
         }
         asyncstatus_domain::validate_username(&self.bootstrap.admin_username)
@@ -360,6 +427,8 @@ impl Settings {
             user_cache_ttl: self.auth.user_cache_ttl,
             login_max_failures: self.auth.login_max_failures,
             login_window: self.auth.login_window,
+            login_max_failures_per_address: self.auth.login_max_failures_per_address,
+            login_max_delay: self.auth.login_max_delay,
         }
     }
 }
@@ -497,6 +566,87 @@ mod tests {
         assert!(settings.auth.cookie_secure);
         assert_eq!(settings.jobs.stale_after, Duration::from_secs(120));
         assert_eq!(settings.cors.allowed_origins.len(), 2);
+    }
+
+    #[test]
+    fn cors_origins_must_be_scheme_host_port() {
+        for good in [
+            "https://a.example",
+            "http://localhost:3000",
+            "https://[::1]:8443",
+            "http://192.0.2.1",
+        ] {
+            assert_eq!(origin_problem(good), None, "{good}");
+        }
+        let mut s = Settings::defaults().unwrap();
+        for bad in [
+            "*",
+            "null",
+            "NULL",
+            "a.example",
+            "ftp://a.example",
+            "https://a.example/",
+            "https://a.example/app",
+            "https://user:pw@a.example",
+            "https://a.example?x=1",
+            "https://a.example#top",
+            "https://A.example",
+            "https://a.example:443",
+            "https://",
+        ] {
+            s.cors.allowed_origins = vec!["https://ok.example".into(), bad.into()];
+            let err = s.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("cors.allowed_origins") && err.contains(&format!("'{bad}'")),
+                "{bad:?} gave {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_named_in_errors() {
+        let dir =
+            std::env::temp_dir().join(format!("asyncstatus-settings-tp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tp.toml");
+        std::fs::write(
+            &file,
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::1/32\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(&Sources {
+            file: Some(file.clone()),
+            ..Sources::default()
+        })
+        .unwrap();
+        let shown: Vec<String> = s
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        std::fs::write(
+            &file,
+            "[server]\ntrusted_proxies = \"10.0.0.0/8, 10.0.0.300\"\n",
+        )
+        .unwrap();
+        let err = Settings::load(&Sources {
+            file: Some(file),
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains("server.trusted_proxies") && err.contains("'10.0.0.300'"),
+            "{err}"
+        );
+        assert!(Settings::defaults()
+            .unwrap()
+            .server
+            .trusted_proxies
+            .is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use asyncstatus_persistence::{now_micros, Store, UserRecord};
 use crate::password::{check_hash, verify_password, DUMMY_HASH};
 use std::sync::Arc;
 
-use crate::{AuthError, Claims, LoginThrottle, Principal, TokenService};
+use crate::{AuthError, Claims, LoginThrottle, Principal, ThrottlePolicy, TokenService};
 
 /// What the authenticator is configured with.
 #[derive(Debug, Clone)]
@@ -26,6 +26,10 @@ pub struct AuthSettings {
     pub user_cache_ttl: Duration,
     pub login_max_failures: u32,
     pub login_window: Duration,
+    /// Failed logins from one client address across usernames before it is blocked.
+    pub login_max_failures_per_address: u32,
+    /// The longest block the growing login delay reaches.
+    pub login_max_delay: Duration,
 }
 
 /// A successful login.
@@ -74,7 +78,14 @@ impl Authenticator {
                 settings.token_ttl,
                 settings.session_max_age,
             )?,
-            throttle: LoginThrottle::new(settings.login_max_failures, settings.login_window),
+            throttle: LoginThrottle::new(ThrottlePolicy {
+                max_delay: settings.login_max_delay,
+                ..ThrottlePolicy::new(
+                    settings.login_max_failures,
+                    settings.login_max_failures_per_address,
+                    settings.login_window,
+                )
+            }),
             cache_ttl: settings.user_cache_ttl,
             cache: RwLock::new(HashMap::new()),
         })
@@ -121,7 +132,7 @@ impl Authenticator {
                 return Err(AuthError::BadCredentials);
             }
         };
-        self.throttle.record_success(username);
+        self.throttle.record_success(username, addr);
         let now = now_micros();
         self.store.record_login(user.id, now)?;
         let (token, claims) = self.tokens.issue(&user.username, user.id, now)?;

@@ -15,5 +15,5 @@ pub mod token;
 pub use authenticator::{AuthSettings, Authenticator, LoggedIn};
 pub use error::{whole_seconds_up, AuthError};
 pub use principal::Principal;
-pub use throttle::LoginThrottle;
+pub use throttle::{address_group, LoginThrottle, ThrottlePolicy};
 pub use token::{Claims, TokenService};

@@ -14,5 +14,6 @@ pub use job::{AsyncStatus, JobStatus, JobUpdate, TransitionError, UnknownStatus}
 pub use list::{ListQuery, ListQueryError, OrderBy, SortOrder};
 pub use permission::{Permission, ADMIN_ROLE, DISALLOWED_ROLE, SEEDED_ROLES};
 pub use validate::{
-    validate_message, validate_role_name, validate_username, ValidationError, MAX_MESSAGE_BYTES,
+    validate_login_username, validate_message, validate_role_name, validate_username,
+    ValidationError, MAX_LOGIN_USERNAME_CHARS, MAX_MESSAGE_BYTES,
 };

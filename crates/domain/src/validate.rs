@@ -8,6 +8,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub enum ValidationError {
     #[error("username must be 1 to 128 characters of letters, digits, '.', '_', '@' or '-'")]
     Username,
+    #[error(
+        "username must be 1 to {MAX_LOGIN_USERNAME_CHARS} characters with no control characters"
+    )]
+    LoginUsername,
     #[error("role name must be 1 to 64 characters of letters, digits, '.', '_' or '-'")]
     RoleName,
     #[error("'{0}' is not a permission name: use 1 to 100 characters of letters, digits, '-', '_', ':' or '.'")]
@@ -28,6 +32,29 @@ pub fn validate_username(name: &str) -> Result<(), ValidationError> {
     is_name(name, 128, "._@-")
         .then_some(())
         .ok_or(ValidationError::Username)
+}
+
+/// Longest username a login may give, in characters.
+pub const MAX_LOGIN_USERNAME_CHARS: usize = 128;
+
+/// The username of a login: 1–128 characters, none of them a control character.
+///
+/// Looser than [`validate_username`] (the rule for the users this service creates): Traffic
+/// Ops puts no rule on its `tm_user.username` beyond being text, and its LDAP users bring
+/// whatever their directory allows (spaces, `+`, `\`, letters beyond ASCII), so a login
+/// refuses only what no username can be and bounds the length before anything else looks at
+/// the name.
+pub fn validate_login_username(name: &str) -> Result<(), ValidationError> {
+    let mut count = 0;
+    for c in name.chars() {
+        count += 1;
+        if count > MAX_LOGIN_USERNAME_CHARS || c.is_control() {
+            return Err(ValidationError::LoginUsername);
+        }
+    }
+    (count > 0)
+        .then_some(())
+        .ok_or(ValidationError::LoginUsername)
 }
 
 /// A role name: 1–64 characters of `A-Z a-z 0-9 . _ -`.
@@ -63,6 +90,29 @@ mod tests {
             assert_eq!(
                 validate_username(bad),
                 Err(ValidationError::Username),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn login_usernames_accept_every_created_name_and_traffic_ops_ones() {
+        for ok in [
+            "admin",
+            "jane.doe@example.com",
+            "Jane Doe",
+            "DOMAIN\\jane",
+            "josé",
+            "a+b",
+            &"u".repeat(128),
+            &"é".repeat(128),
+        ] {
+            assert_eq!(validate_login_username(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", &"u".repeat(129), "a\0", "a\nb", "\u{7f}", "a\u{85}"] {
+            assert_eq!(
+                validate_login_username(bad),
+                Err(ValidationError::LoginUsername),
                 "{bad:?}"
             );
         }

@@ -40,8 +40,18 @@ pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let configured = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| !state.settings.cors.allowed_origins.is_empty());
     let Some(origin) = allowed_origin(&req) else {
-        return Ok(next.call(req).await?.map_into_left_body());
+        let mut res = next.call(req).await?;
+        if configured {
+            // The answer depends on Origin whenever CORS is on: a cache must not hand an
+            // answer without CORS headers to an allowed origin, or the other way round.
+            res.headers_mut()
+                .append(VARY, HeaderValue::from_static("Origin"));
+        }
+        return Ok(res.map_into_left_body());
     };
     if req.method() == Method::OPTIONS && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
     {

@@ -78,6 +78,9 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let state = app_state(&req)?;
             let (token, via_cookie) = token_of(&req).ok_or_else(ApiError::unauthorized)?;
+            if via_cookie && crate::http::csrf::guarded(req.method()) {
+                crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
+            }
             // Verifying the token and the cache are CPU-only; only a miss reads the database.
             let (principal, claims) = match state.auth.authenticate_cached(&token)? {
                 (Some(principal), claims) => (principal, claims),

@@ -2,8 +2,10 @@
 //! for unknown paths, 405 with `Allow`, and the middleware for Traffic Ops' headers, gzip, the
 //! sliding session cookie and the access log.
 
+pub mod client;
 pub mod conditional;
 pub mod cors;
+pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod jobs;
@@ -15,7 +17,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::{Compress, DefaultHeaders, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
@@ -114,6 +116,9 @@ async fn session_and_log(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let request_id = request_id(&req);
+    let client = req.app_data::<web::Data<AppState>>().and_then(|state| {
+        client::client_addr(req.request(), &state.settings.server.trusted_proxies)
+    });
     let mut res = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
@@ -143,7 +148,13 @@ async fn session_and_log(
         );
     }
     let user = res.request().extensions().get::<RequestUser>().cloned();
+    if user.is_some() && !res.headers().contains_key(CACHE_CONTROL) {
+        // An answer for one user: no shared cache may keep it, and the browser revalidates.
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    }
     let user = user.as_ref().map_or("", |u| u.0.username.as_str());
+    let client = client.map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
         target: "access",
         method = %method,
@@ -151,6 +162,7 @@ async fn session_and_log(
         status = res.status().as_u16(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         user = %user,
+        client = %client,
         request_id = %request_id,
     );
     Ok(res)
@@ -194,10 +206,14 @@ pub fn app(
         .wrap(actix_web::middleware::from_fn(cors::cors))
         .wrap(Compress::default())
         .wrap(actix_web::middleware::from_fn(not_acceptable_as_alert))
-        .wrap(DefaultHeaders::new().add((
-            HeaderName::from_static("x-server-name"),
-            HeaderValue::from_static(SERVER_NAME),
-        )))
+        .wrap(
+            DefaultHeaders::new()
+                .add((
+                    HeaderName::from_static("x-server-name"),
+                    HeaderValue::from_static(SERVER_NAME),
+                ))
+                .add((X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))),
+        )
         .wrap(actix_web::middleware::from_fn(session_and_log))
         .configure(configure)
 }

@@ -31,6 +31,8 @@ pub async fn login(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Every login, cookie or not: it guards against login CSRF.
+    crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
     let body = json_object(&body, false)?;
     let username = string_field(&body, "u")?.unwrap_or_default().to_owned();
@@ -38,7 +40,10 @@ pub async fn login(
     if username.is_empty() || password.is_empty() {
         return Err(asyncstatus_auth::AuthError::MissingCredentials.into());
     }
-    let addr = req.peer_addr().map(|a| a.ip());
+    // Bounded before it reaches the throttle or the database.
+    asyncstatus_domain::validate_login_username(&username)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let addr = crate::http::client::client_addr(&req, &state.settings.server.trusted_proxies);
     let _slot = state
         .login_slots
         .acquire()

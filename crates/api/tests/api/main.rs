@@ -11,6 +11,7 @@ mod cluster;
 mod faults;
 mod jobs;
 mod layering;
+mod login_guard;
 mod openapi;
 mod ops;
 mod pages;

@@ -263,7 +263,7 @@ async fn https_serves_with_the_configured_certificate(backend: Backend) {
 pub struct Served {
     pub child: crate::helpers::Reaped,
     pub base: String,
-    log: std::sync::mpsc::Receiver<String>,
+    pub log: std::sync::mpsc::Receiver<String>,
 }
 
 pub fn serve(db_url: &str, env: &[(&str, &str)]) -> Served {
