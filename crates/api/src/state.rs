@@ -16,8 +16,8 @@ pub struct AppState {
     pub auth: Authenticator,
     pub settings: Settings,
     /// Bounds concurrent password derivations (16 MiB and ~50 ms of CPU each), so logins
-    /// cannot starve other requests of threads, CPU or memory.
-    pub login_slots: Semaphore,
+    /// cannot starve other requests of threads, CPU or memory; and the queue waiting for them.
+    pub login_slots: crate::logins::LoginSlots,
     /// Bounds concurrent database work to the pool size (see [`AppState::db`]).
     pub db_slots: Semaphore,
     /// Long-poll waiters, woken by the store's change feed.
