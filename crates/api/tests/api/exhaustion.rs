@@ -229,6 +229,7 @@ async fn healthz_answers_within_a_second_during_a_flood_of_hung_up_long_polls(ba
             "/healthz during the flood: {r:?} after {took:?}"
         );
         assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
+        eprintln!("/healthz answered in {took:?}");
     };
     for _wave in 0..4 {
         let flood: Vec<_> = (0..150)
@@ -626,6 +627,7 @@ async fn a_trickled_body_gets_408_naming_the_setting_and_the_connection_closes()
     let took = started.elapsed();
     trickle.abort();
     let answer = String::from_utf8_lossy(&answer);
+    eprintln!("a trickled body: answered and closed {took:?} after the headers");
     assert!(
         answer.starts_with("HTTP/1.1 408"),
         "after {took:?}: {answer:?}"
@@ -634,7 +636,8 @@ async fn a_trickled_body_gets_408_naming_the_setting_and_the_connection_closes()
     assert!(answer.contains(r#""level":"error""#), "{answer}");
     assert!(closed, "the connection is closed after the 408");
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        // The 1 s timeout, then up to actix's 1 s client_disconnect_timeout to close.
+        took >= Duration::from_secs(1) && took < Duration::from_secs(4),
         "cut after {took:?}"
     );
 }
