@@ -72,6 +72,22 @@ fn fds(pid: u32) -> usize {
         .count()
 }
 
+/// The soft and hard open-file limits of process `pid` (`unlimited` as `u64::MAX`).
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .map(|v| v.parse().unwrap_or(u64::MAX))
+        .collect();
+    (values[0], values[1])
+}
+
 /// `asyncstatus_longpoll_waiters` of the service at `base`.
 async fn waiters_metric(client: &reqwest::Client, base: &str) -> u64 {
     let text = client
@@ -211,6 +227,11 @@ async fn healthz_answers_within_a_second_during_a_flood_of_hung_up_long_polls(ba
     .await
     .unwrap();
     let pid = served.child.id();
+    let (soft, hard) = open_file_limits(pid);
+    assert!(
+        soft == hard && soft > 256,
+        "the soft open-file limit is raised to the hard one: {soft} of {hard}"
+    );
     let (token, id) = admin_token_and_job(&served.base).await;
     let before = fds(pid);
     let healthz = format!("{}/healthz", served.base);
@@ -426,6 +447,46 @@ async fn a_waiter_over_tls_ends_when_its_client_hangs_up() {
     .await;
     eprintln!("a TLS waiter ended {took:?} after its client hung up");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn connections_past_server_max_connections_wait_until_one_closes() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.server.max_connections = 4;
+        s.jobs.max_waiters = 2;
+        s.jobs.max_waiters_per_user = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let healthz = format!("{}/healthz", app.address);
+    let probe = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(700))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+            .get(&healthz)
+            .send()
+    };
+    assert_eq!(probe().await.unwrap().status(), StatusCode::OK);
+    // Four idle connections (they have 5 s to send a request) fill the server.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(TcpStream::connect(("127.0.0.1", app.port)).await.unwrap());
+    }
+    // Once the server has taken the four (a probe may slip in before), no fifth is served.
+    let started = Instant::now();
+    while probe().await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a fifth connection is still served while four are open"
+        );
+    }
+    drop(idle);
+    let r = probe().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "served once the others closed");
 }
 
 /// Holds every password-derivation slot of `app` until dropped.
