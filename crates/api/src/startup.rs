@@ -71,7 +71,9 @@ impl Application {
             store,
             auth,
             login_slots: crate::logins::LoginSlots::new(logins, settings.auth.login_queue),
-            db_slots: tokio::sync::Semaphore::new(settings.database.pool_size as usize),
+            db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                settings.database.pool_size as usize,
+            )),
             waiters,
             metrics: crate::metrics::Metrics::new().context("registering metrics")?,
             reads: Default::default(),

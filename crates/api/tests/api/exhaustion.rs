@@ -379,7 +379,43 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
     parked(&app, 0).await;
 }
 
+async fn a_hung_up_requests_database_work_keeps_its_slot_until_it_ends(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.database.pool_size = 1).await else {
+        return;
+    };
+    let token = app.token(ADMIN, ADMIN_PASSWORD).await;
+    let guard = app.hold_connection().await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let request = format!(
+        "GET /api/4.0/async_status HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    within(Duration::from_secs(5), "the list took the slot", || async {
+        app.state.db_slots.available_permits() == 0
+    })
+    .await;
+    drop(stream);
+    // The request is gone, but its blocking work still waits for the held connection: the
+    // slot stays taken, so hung-up requests cannot start more work than the pool serves.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_millis(300) {
+        assert_eq!(
+            app.state.db_slots.available_permits(),
+            0,
+            "slot freed early"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(guard);
+    within(Duration::from_secs(10), "the slot back", || async {
+        app.state.db_slots.available_permits() == 1
+    })
+    .await;
+}
+
 crate::both_backends!(
+    a_hung_up_requests_database_work_keeps_its_slot_until_it_ends,
     hung_up_long_polls_release_their_fds_within_a_second,
     healthz_answers_within_a_second_during_a_flood_of_hung_up_long_polls,
     waiters_past_the_per_user_and_overall_caps_are_answered_at_once,
