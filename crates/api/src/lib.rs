@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod http;
+pub mod logins;
 pub mod metrics;
 pub mod reads;
 pub mod reaper;

@@ -1,5 +1,9 @@
 //! Prometheus metrics: requests by route template, method and status; a latency histogram;
 //! the database pool; jobs by status; long-poll waiters. Served as text at `GET /metrics`.
+//!
+//! Every label has a bounded set of values, so no client can grow the exposition: the route
+//! is a route template of the service (or `unmatched`), the method one of the standard
+//! methods (or `other`), the status a three-digit code.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -109,6 +113,7 @@ impl Metrics {
 
     /// Records one answered request.
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         let code = itoa_status(status);
         self.requests
             .with_label_values(&[route, method, code.as_str()])
@@ -151,6 +156,20 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The methods counted by name (RFC 9110's and PATCH); any other token is `other`.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+];
+
+/// The method label: the method when it is a standard one, else `other`.
+fn method_label(method: &str) -> &str {
+    METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// A status code as text without allocating through `format!` on the hot path.
@@ -196,5 +215,27 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         assert_eq!(itoa_status(503), "503");
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let m = Metrics::new().unwrap();
+        for method in ["FOO", "BAR", "get", "PROPFIND"] {
+            m.observe("unmatched", method, 405, 0.001);
+        }
+        m.observe("unmatched", "PATCH", 405, 0.001);
+        let pool = PoolState {
+            size: 1,
+            connections: 1,
+            idle: 1,
+            waits: 0,
+            timeouts: 0,
+        };
+        let text = m.render(pool, None, 0);
+        let line =
+            r#"asyncstatus_http_requests_total{method="other",route="unmatched",status="405"} 4"#;
+        assert!(text.lines().any(|l| l == line), "{text}");
+        assert!(text.contains(r#"method="PATCH""#));
+        assert!(!text.contains("PROPFIND") && !text.contains(r#"method="get""#));
     }
 }

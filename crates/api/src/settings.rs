@@ -66,6 +66,11 @@ pub struct ServerSettings {
     /// Peers whose `Forwarded` / `X-Forwarded-For` name the client (CIDRs or addresses).
     #[serde(default, deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The most connections open at once, over all workers (lowered to fit the open-file limit).
+    pub max_connections: usize,
+    /// The longest a request body may take to arrive; 408 past it.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
 }
 
 #[derive(Clone, Deserialize)]
@@ -112,6 +117,8 @@ pub struct AuthConfig {
     pub login_max_failures_per_address: u32,
     #[serde(with = "humantime_serde")]
     pub login_max_delay: Duration,
+    /// Logins that may wait for a password-derivation slot; 503 past it.
+    pub login_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +136,10 @@ pub struct JobsSettings {
     pub max_wait: Duration,
     /// The most jobs one list answer holds.
     pub max_page: i64,
+    /// Long-poll waiters at once, overall; past it `Prefer: wait` is ignored.
+    pub max_waiters: usize,
+    /// Long-poll waiters at once of one user; past it `Prefer: wait` is ignored.
+    pub max_waiters_per_user: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +387,28 @@ impl Settings {
             }
         }
         for (key, value) in [
+            ("server.max_connections", self.server.max_connections),
+            ("jobs.max_waiters", self.jobs.max_waiters),
+            ("jobs.max_waiters_per_user", self.jobs.max_waiters_per_user),
+            ("auth.login_queue", self.auth.login_queue),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("{key} must be at least 1")));
+            }
+        }
+        if self.jobs.max_waiters_per_user > self.jobs.max_waiters {
+            return Err(invalid(
+                "jobs.max_waiters_per_user must not be more than jobs.max_waiters",
+            ));
+        }
+        if self.jobs.max_waiters >= self.server.max_connections {
+            return Err(invalid(
+                "jobs.max_waiters must be less than server.max_connections, so other requests \
+                 still find a connection when every waiter is taken",
+            ));
+        }
+        for (key, value) in [
+            ("server.body_timeout", self.server.body_timeout),
             ("jobs.stale_after", self.jobs.stale_after),
             ("jobs.reaper_interval", self.jobs.reaper_interval),
             ("auth.login_window", self.auth.login_window),
@@ -455,6 +488,11 @@ mod tests {
         assert_eq!(s.bootstrap.admin_username, "admin");
         assert!(s.bootstrap.admin_password.is_none());
         assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.server.max_connections, 8192);
+        assert_eq!(s.server.body_timeout, Duration::from_secs(10));
+        assert_eq!(s.jobs.max_waiters, 4000);
+        assert_eq!(s.jobs.max_waiters_per_user, 100);
+        assert_eq!(s.auth.login_queue, 64);
         assert_eq!(s.environment, "development");
     }
 
@@ -509,6 +547,15 @@ mod tests {
             ),
             ("[jobs]\nmax_page = 0\n", "jobs.max_page"),
             ("[server]\ntls_cert = \"/x.pem\"\n", "tls_key"),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[server]\nbody_timeout = \"0s\"\n", "server.body_timeout"),
+            ("[jobs]\nmax_waiters = 0\n", "jobs.max_waiters"),
+            (
+                "[jobs]\nmax_waiters_per_user = 5000\n",
+                "jobs.max_waiters_per_user",
+            ),
+            ("[jobs]\nmax_waiters = 9000\n", "server.max_connections"),
+            ("[auth]\nlogin_queue = 0\n", "auth.login_queue"),
         ] {
             let file = dir.join("bad.toml");
             std::fs::write(&file, toml).unwrap();

@@ -61,7 +61,10 @@ impl Application {
         // Password derivations may use all cores but one, so reads always have a core.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let logins = cores.saturating_sub(1).max(1);
-        let waiters = std::sync::Arc::new(crate::waiters::Waiters::default());
+        let waiters = std::sync::Arc::new(crate::waiters::Waiters::with_caps(
+            settings.jobs.max_waiters,
+            settings.jobs.max_waiters_per_user,
+        ));
         let wake = waiters.clone();
         let listener = store
             .on_job_change(move |change| wake.wake(change))
@@ -69,8 +72,10 @@ impl Application {
         let state = web::Data::new(AppState {
             store,
             auth,
-            login_slots: tokio::sync::Semaphore::new(logins),
-            db_slots: tokio::sync::Semaphore::new(settings.database.pool_size as usize),
+            login_slots: crate::logins::LoginSlots::new(logins, settings.auth.login_queue),
+            db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                settings.database.pool_size as usize,
+            )),
             waiters,
             metrics: crate::metrics::Metrics::new().context("registering metrics")?,
             reads: Default::default(),
@@ -79,7 +84,19 @@ impl Application {
         });
         let app_state = state.clone();
         let shutdown = state.settings.jobs.max_wait + Duration::from_secs(5);
+        let workers = cores;
+        let connections = connection_limit(state.settings.server.max_connections);
         let server = HttpServer::new(move || http::app(app_state.clone()))
+            .workers(workers)
+            // actix's limit is per worker; connections are spread over the workers.
+            .max_connections(connections.div_ceil(workers))
+            // A client's EOF ends its connection at once, dropping the handler's future: a
+            // long-poll or a queued login whose client hung up stops waiting and its socket
+            // is closed (actix's default keeps half-closed connections until the answer).
+            .h1_allow_half_closed(false)
+            // Request headers must arrive within 5 s (actix's default, kept explicit); bodies
+            // within server.body_timeout (see `read_body`).
+            .client_request_timeout(Duration::from_secs(5))
             .shutdown_timeout(shutdown.as_secs())
             // Signals are handled in `run_until_stopped`, which first releases long-polls.
             .disable_signals();
@@ -146,6 +163,38 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// File descriptors kept free of client connections: the database pool, the listener, log
+/// and data files.
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one and returns the number of connections to
+/// allow: `max_connections`, lowered to fit the limit (with a warning) if need be.
+fn connection_limit(max_connections: usize) -> usize {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(e) => {
+            let soft = rlimit::Resource::NOFILE
+                .get()
+                .map_or(1024, |(soft, _)| soft);
+            tracing::warn!(error = %e, open_files = soft, "cannot raise the open-file limit");
+            soft
+        }
+    };
+    let fit = usize::try_from(files.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+    let connections = max_connections.min(fit);
+    if connections < max_connections {
+        tracing::warn!(
+            open_files = files,
+            max_connections,
+            allowed = connections,
+            "the open-file limit is too low for server.max_connections; allowing fewer"
+        );
+    } else {
+        tracing::info!(open_files = files, max_connections, "open-file limit");
+    }
+    connections
 }
 
 /// Waits for SIGTERM or SIGINT; returns its name.

@@ -16,10 +16,10 @@ pub struct AppState {
     pub auth: Authenticator,
     pub settings: Settings,
     /// Bounds concurrent password derivations (16 MiB and ~50 ms of CPU each), so logins
-    /// cannot starve other requests of threads, CPU or memory.
-    pub login_slots: Semaphore,
+    /// cannot starve other requests of threads, CPU or memory; and the queue waiting for them.
+    pub login_slots: crate::logins::LoginSlots,
     /// Bounds concurrent database work to the pool size (see [`AppState::db`]).
-    pub db_slots: Semaphore,
+    pub db_slots: Arc<Semaphore>,
     /// Long-poll waiters, woken by the store's change feed.
     pub waiters: Arc<crate::waiters::Waiters>,
     pub metrics: crate::metrics::Metrics,
@@ -35,7 +35,9 @@ pub trait Database {
     /// others wait as futures, holding no thread), so threads do not pile up on the pool's
     /// lock. The pool's checkout timeout bounds the wait for a connection, and
     /// `server.request_timeout` the whole (waiting for a slot included): 503 past either.
-    /// Long-poll waits happen outside and do not count.
+    /// Long-poll waits happen outside and do not count. The slot moves into the blocking work
+    /// and is released when that ends, also when the request was dropped meanwhile (its
+    /// client hung up, or the timeout passed), so abandoned requests cannot pile up work.
     fn db<T, E, F>(&self, work: F) -> impl std::future::Future<Output = Result<T, ApiError>>
     where
         F: FnOnce(&AppState) -> Result<T, E> + Send + 'static,
@@ -52,13 +54,18 @@ impl Database for web::Data<AppState> {
     {
         let state = self.clone();
         let run = async move {
-            let _slot = state
+            let slot = state
                 .db_slots
-                .acquire()
+                .clone()
+                .acquire_owned()
                 .await
                 .map_err(|e| ApiError::internal(format!("database slots closed: {e}")))?;
             let worker = state.clone();
-            blocking(move || work(&worker)).await
+            blocking(move || {
+                let _slot = slot;
+                work(&worker)
+            })
+            .await
         };
         tokio::time::timeout(self.settings.server.request_timeout, run)
             .await

@@ -1,6 +1,12 @@
 //! Long-poll waiters, by job id. A waiter is an async future parked on a `Notify`: it holds
 //! no database connection and no worker thread. The store's change feed (in-process, and on
 //! PostgreSQL LISTEN/NOTIFY from every replica) wakes the waiters of the job that changed.
+//!
+//! Waiters are capped overall and per user (`jobs.max_waiters`, `jobs.max_waiters_per_user`):
+//! past a cap [`Waiters::subscribe`] refuses, and the request is answered at once. A waiter
+//! whose client hangs up ends with its connection: the server shuts an HTTP/1 connection down
+//! when it reads the client's EOF (`h1_allow_half_closed(false)` in `startup.rs`), which drops
+//! the handler's future and with it the [`Subscription`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,14 +16,36 @@ use asyncstatus_persistence::Change;
 use tokio::sync::Notify;
 
 /// The registry of waiters.
-#[derive(Default)]
 pub struct Waiters {
     by_job: Mutex<HashMap<i64, Arc<Notify>>>,
+    /// Waiters by user id; the total is counted under the same lock, so the caps are exact.
+    by_user: Mutex<HashMap<i64, usize>>,
     count: AtomicUsize,
     stopping: AtomicBool,
+    max_total: usize,
+    max_per_user: usize,
+}
+
+impl Default for Waiters {
+    /// No caps (unit tests).
+    fn default() -> Self {
+        Waiters::with_caps(usize::MAX, usize::MAX)
+    }
 }
 
 impl Waiters {
+    /// A registry holding at most `max_total` waiters, at most `max_per_user` of one user.
+    pub fn with_caps(max_total: usize, max_per_user: usize) -> Self {
+        Waiters {
+            by_job: Mutex::default(),
+            by_user: Mutex::default(),
+            count: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            max_total,
+            max_per_user,
+        }
+    }
+
     /// Wakes the waiters a change concerns.
     pub fn wake(&self, change: Change) {
         let map = self.by_job.lock().unwrap_or_else(|p| p.into_inner());
@@ -43,8 +71,21 @@ impl Waiters {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Registers interest in job `id` until the subscription drops.
-    pub fn subscribe(self: &Arc<Self>, id: i64) -> Subscription {
+    /// Registers `user`'s interest in job `id` until the subscription drops; `None` when the
+    /// overall or the user's cap is reached.
+    pub fn subscribe(self: &Arc<Self>, id: i64, user: i64) -> Option<Subscription> {
+        {
+            let mut by_user = self.by_user.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = by_user.entry(user).or_default();
+            if self.count.load(Ordering::Relaxed) >= self.max_total || *mine >= self.max_per_user {
+                if *mine == 0 {
+                    by_user.remove(&user);
+                }
+                return None;
+            }
+            *mine += 1;
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
         let notify = self
             .by_job
             .lock()
@@ -52,12 +93,12 @@ impl Waiters {
             .entry(id)
             .or_default()
             .clone();
-        self.count.fetch_add(1, Ordering::Relaxed);
-        Subscription {
+        Some(Subscription {
             waiters: self.clone(),
             id,
+            user,
             notify,
-        }
+        })
     }
 
     /// Requests waiting now.
@@ -75,6 +116,7 @@ impl Waiters {
 pub struct Subscription {
     waiters: Arc<Waiters>,
     id: i64,
+    user: i64,
     notify: Arc<Notify>,
 }
 
@@ -88,7 +130,20 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.waiters.count.fetch_sub(1, Ordering::Relaxed);
+        {
+            let mut by_user = self
+                .waiters
+                .by_user
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(mine) = by_user.get_mut(&self.user) {
+                *mine = mine.saturating_sub(1);
+                if *mine == 0 {
+                    by_user.remove(&self.user);
+                }
+            }
+            self.waiters.count.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut map = self
             .waiters
             .by_job
@@ -108,9 +163,9 @@ mod tests {
     #[test]
     fn subscriptions_are_counted_and_cleaned_up() {
         let waiters = Arc::new(Waiters::default());
-        let a = waiters.subscribe(1);
-        let b = waiters.subscribe(1);
-        let c = waiters.subscribe(2);
+        let a = waiters.subscribe(1, 7).unwrap();
+        let b = waiters.subscribe(1, 7).unwrap();
+        let c = waiters.subscribe(2, 8).unwrap();
         assert_eq!(waiters.len(), 3);
         drop(a);
         assert_eq!(waiters.by_job.lock().unwrap().len(), 2);
@@ -118,13 +173,27 @@ mod tests {
         drop(c);
         assert!(waiters.is_empty());
         assert!(waiters.by_job.lock().unwrap().is_empty());
+        assert!(waiters.by_user.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_caps_refuse_past_their_bound_and_free_up_on_drop() {
+        let waiters = Arc::new(Waiters::with_caps(3, 2));
+        let a1 = waiters.subscribe(1, 1).unwrap();
+        let _a2 = waiters.subscribe(2, 1).unwrap();
+        assert!(waiters.subscribe(3, 1).is_none(), "user 1 is at its cap");
+        let _b1 = waiters.subscribe(1, 2).unwrap();
+        assert!(waiters.subscribe(1, 3).is_none(), "the overall cap");
+        assert_eq!(waiters.len(), 3);
+        drop(a1);
+        assert!(waiters.subscribe(1, 3).is_some(), "room again");
     }
 
     #[actix_web::test]
     async fn a_change_wakes_only_its_jobs_waiters() {
         let waiters = Arc::new(Waiters::default());
-        let one = waiters.subscribe(1);
-        let two = waiters.subscribe(2);
+        let one = waiters.subscribe(1, 1).unwrap();
+        let two = waiters.subscribe(2, 1).unwrap();
         let mut woken_one = std::pin::pin!(one.notify().notified());
         woken_one.as_mut().enable();
         let mut woken_two = std::pin::pin!(two.notify().notified());

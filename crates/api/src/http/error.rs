@@ -23,6 +23,8 @@ pub struct ApiError {
     text: String,
     retry_after: Option<Duration>,
     allow: Option<&'static str>,
+    /// Close the connection after this answer (`Connection: close`).
+    close: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -38,6 +40,7 @@ impl ApiError {
             text: text.into(),
             retry_after: None,
             allow: None,
+            close: false,
         }
     }
     pub fn bad_request(text: impl Into<String>) -> Self {
@@ -83,6 +86,24 @@ impl ApiError {
             "the database is unavailable; try again shortly",
         );
         e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+    /// 503 with `Retry-After: 1` for a bounded queue that is full.
+    pub fn busy(text: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, text);
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+    /// 408 for a request body that did not arrive in time; the connection is closed.
+    pub fn body_timeout(limit: Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within server.body_timeout ({})",
+                humantime::format_duration(limit)
+            ),
+        );
+        e.close = true;
         e
     }
     /// 500, logged with its cause; the user sees no internals.
@@ -138,6 +159,9 @@ impl ResponseError for ApiError {
         }
         if let Some(allow) = self.allow {
             builder.insert_header((ALLOW, allow));
+        }
+        if self.close {
+            builder.force_close();
         }
         json_with(builder, &Envelope::alert(Alert::error(self.text.clone())))
     }

@@ -119,8 +119,23 @@ impl FromRequest for ApiVersion {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 (early, when
-/// `Content-Length` already says so).
+/// `Content-Length` already says so), and a body that takes longer than
+/// `server.body_timeout` to arrive with 408 (the connection is then closed).
 pub async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let timeout = app_state(req)?.settings.server.body_timeout;
+    tokio::time::timeout(timeout, read_body_within(req, payload, limit))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::info!("request body passed server.body_timeout; answering 408");
+            Err(ApiError::body_timeout(timeout))
+        })
+}
+
+async fn read_body_within(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

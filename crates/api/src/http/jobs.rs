@@ -76,7 +76,10 @@ async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiEr
 
 /// `GET async_status/{id}`. With `Prefer: wait=N` a `PENDING` job's answer is held until the
 /// job changes to a final status or N seconds (capped by `jobs.max_wait`) pass; the wait is
-/// a parked future woken by the change feed, holding no connection and no worker.
+/// a parked future woken by the change feed, holding no connection and no worker. Past
+/// `jobs.max_waiters` (or the user's `jobs.max_waiters_per_user`) the preference is ignored
+/// (RFC 7240 allows it): the answer comes at once, without `Preference-Applied`. A waiter
+/// whose client hangs up is dropped with its connection (see [`crate::waiters`]).
 /// `If-None-Match`/`If-Modified-Since` are judged on the state finally answered.
 pub async fn get(
     state: web::Data<AppState>,
@@ -86,9 +89,22 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let id = parse_id(&id)?;
-    let wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
+    let mut wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
     let job = match wait {
-        Some(wait) if !wait.is_zero() => wait_for_final(&state, id, wait).await?,
+        Some(time) if !time.is_zero() => {
+            match state.waiters.subscribe(id, auth.principal.user_id) {
+                Some(subscription) => wait_for_final(&state, subscription, id, time).await?,
+                None => {
+                    tracing::info!(
+                        user = %auth.principal.username,
+                        waiters = state.waiters.len(),
+                        "long-poll cap reached (jobs.max_waiters, jobs.max_waiters_per_user); answering at once"
+                    );
+                    wait = None;
+                    load(&state, id).await?
+                }
+            }
+        }
         _ => load(&state, id).await?,
     };
     let unchanged = conditional::not_modified(&req, &job);
@@ -113,11 +129,11 @@ pub async fn get(
 /// The job once it is final, or as it is when `wait` has passed (or the server stops).
 async fn wait_for_final(
     state: &web::Data<AppState>,
+    subscription: crate::waiters::Subscription,
     id: i64,
     wait: std::time::Duration,
 ) -> Result<AsyncStatus, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let subscription = state.waiters.subscribe(id);
     loop {
         // Registered before the read, so a change between the read and the wait still wakes us.
         let mut changed = std::pin::pin!(subscription.notify().notified());

@@ -44,13 +44,23 @@ pub async fn login(
     asyncstatus_domain::validate_login_username(&username)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let addr = crate::http::client::client_addr(&req, &state.settings.server.trusted_proxies);
-    let _slot = state
+    // Waiting for a slot ends when the client hangs up (the server drops this future).
+    let slot = state
         .login_slots
         .acquire()
         .await
-        .map_err(|e| ApiError::internal(format!("login slots closed: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("login slots closed: {e}")))?
+        .ok_or_else(|| {
+            tracing::warn!("login queue full (auth.login_queue); answering 503");
+            ApiError::busy("too many logins are waiting (auth.login_queue); try again shortly")
+        })?;
     let worker = state.clone();
-    let session = blocking(move || worker.auth.login(&username, &password, addr)).await?;
+    let session = blocking(move || {
+        // Held until the derivation ends, even if the client has gone.
+        let _slot = slot;
+        worker.auth.login(&username, &password, addr)
+    })
+    .await?;
     req.extensions_mut()
         .insert(RequestUser(session.principal.clone()));
     let mut builder = HttpResponse::Ok();

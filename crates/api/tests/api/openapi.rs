@@ -856,3 +856,62 @@ crate::both_backends!(
     real_answers_match_the_documented_schemas,
     throttled_logins_and_an_unavailable_database_answer_as_documented,
 );
+
+/// The answers of the exhaustion defences (a long poll past its user's cap, a full login
+/// queue) are the documented ones.
+#[actix_web::test]
+async fn a_capped_long_poll_and_a_full_login_queue_answer_as_documented() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.jobs.max_waiters_per_user = 1;
+        s.auth.login_queue = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let contract = Contract::load();
+    let c = &contract;
+    app.login_admin().await;
+    let id = app.create_job("held").await;
+    let job = app.api(&format!("/async_status/{id}"));
+    let (client, url) = (app.client.clone(), job.clone());
+    let parked =
+        actix_web::rt::spawn(
+            async move { client.get(url).header("prefer", "wait=30").send().await },
+        );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.state.waiters.len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, body, headers) = call(c, app.client.get(&job).header("prefer", "wait=30")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["response"]["status"], "PENDING");
+    assert!(headers.get("preference-applied").is_none());
+    parked.abort();
+
+    let slots = app.state.login_slots.semaphore().clone();
+    let all = u32::try_from(slots.available_permits()).unwrap();
+    let held = slots.acquire_many_owned(all).await.unwrap();
+    let login = || {
+        reqwest::Client::new()
+            .post(app.api("/user/login"))
+            .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
+    };
+    let queued = actix_web::rt::spawn(login().send());
+    while app.state.login_slots.waiting() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, body, headers) = call(c, login()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    drop(held);
+    assert_eq!(queued.await.unwrap().unwrap().status(), StatusCode::OK);
+}
