@@ -13,6 +13,8 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 /// The shortest configured signing secret accepted (in every environment).
 pub const MIN_SECRET_LEN: usize = 32;
+/// The signing secret earlier versions shipped in `config/default.toml`: refused anywhere.
+const FORMER_DEVELOPMENT_SECRET: &str = "asyncstatus-development-secret-do-not-use-in-production";
 /// The shortest password accepted (the CLI's rule, and `bootstrap.admin_password`'s).
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// The smallest `server.max_response_bytes`: any one job (a 64 KiB message, escaped) fits.
@@ -337,6 +339,19 @@ impl Settings {
         if self.database.migration_lock_timeout.is_zero() {
             return Err(invalid(
                 "database.migration_lock_timeout must be more than 0s",
+            ));
+        }
+        // The development secret of earlier versions is public: a token signed with it is
+        // anyone's to forge.
+        if self
+            .auth
+            .secrets
+            .iter()
+            .any(|s| s.expose() == FORMER_DEVELOPMENT_SECRET)
+        {
+            return Err(invalid(
+                "auth.secrets holds the development secret of earlier versions, which is \
+                 public; remove it (an empty list makes the service generate and keep one)",
             ));
         }
         // Empty: the secret generated on the first start and kept in the database serves.
@@ -707,7 +722,7 @@ mod tests {
     /// No safety rule depends on `ASYNCSTATUS_ENV`: a short secret or password is refused
     /// under any name of environment.
     #[test]
-    fn short_secrets_and_passwords_are_refused_in_every_environment() {
+    fn short_or_public_secrets_and_short_passwords_are_refused_in_every_environment() {
         let dir =
             std::env::temp_dir().join(format!("asyncstatus-settings-env-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -720,6 +735,10 @@ mod tests {
             (
                 "[bootstrap]\nadmin_password = \"1234567\"\n",
                 "bootstrap.admin_password",
+            ),
+            (
+                "[auth]\nsecrets = [\"asyncstatus-development-secret-do-not-use-in-production\"]\n",
+                "development secret of earlier versions",
             ),
         ] {
             std::fs::write(&file, toml).unwrap();

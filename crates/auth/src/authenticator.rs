@@ -98,6 +98,15 @@ impl Authenticator {
 
     /// Checks a username and password (one scrypt derivation whatever the outcome) and issues
     /// a token. Unknown user, wrong password and a disallowed role all give `BadCredentials`.
+    /// `Throttled` when `username` from `addr` may not try now: asked before a login waits
+    /// for a derivation slot, so a blocked client takes no place in the queue. (The login
+    /// itself asks again.)
+    pub fn check_throttle(&self, username: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
+        self.throttle
+            .check(username, addr, Instant::now())
+            .map_err(|retry_after| AuthError::Throttled { retry_after })
+    }
+
     pub fn login(
         &self,
         username: &str,

@@ -76,6 +76,14 @@ fn unquote(value: &str) -> String {
 /// `[2001:db8::1]`, `[2001:db8::1]:80` or a bare IPv6 address. `None` for `unknown`,
 /// obfuscated names and garbage.
 fn node_addr(node: &str) -> Option<IpAddr> {
+    // `::ffff:192.0.2.1` is 192.0.2.1: one client, whichever way a header writes it.
+    node_addr_as_written(node).map(|addr| match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    })
+}
+
+fn node_addr_as_written(node: &str) -> Option<IpAddr> {
     let node = node.trim();
     if let Some(rest) = node.strip_prefix('[') {
         let (v6, _) = rest.split_once(']')?;
@@ -186,10 +194,13 @@ fn last_value(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 }
 
 /// The origin (`scheme://host[:port]`, serialized as browsers send `Origin`) the request
-/// reached us by: the `Host` header (or HTTP/2 authority) and https when TLS is on; from a
+/// reached us by: the `Host` header (or HTTP/2 authority) and https when TLS is on or
+/// `auth.cookie_secure` is set; from a
 /// trusted proxy, the host and scheme it says the client asked for.
 pub fn own_origin(req: &HttpRequest, settings: &Settings) -> Option<String> {
-    let direct_scheme = if settings.server.tls_cert.is_some() {
+    // With TLS, or behind a TLS-terminating proxy (which `auth.cookie_secure` says), browsers
+    // reach us by https.
+    let direct_scheme = if settings.cookie_secure() {
         "https"
     } else {
         "http"
@@ -305,6 +316,11 @@ mod tests {
             ("x-forwarded-for", "203.0.113.9"),
         ];
         assert_eq!(addr_of(peer, &agreeing, &proxies), ip("203.0.113.9"));
+        let mapped = [
+            ("forwarded", "for=\"[::ffff:203.0.113.9]\""),
+            ("x-forwarded-for", "203.0.113.9"),
+        ];
+        assert_eq!(addr_of(peer, &mapped, &proxies), ip("203.0.113.9"));
     }
 
     #[test]

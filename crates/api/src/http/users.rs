@@ -25,6 +25,11 @@ pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> C
         .finish()
 }
 
+/// The largest login body read: a username of at most 128 characters and a password fit
+/// many times over, and a client that has not logged in cannot make the service hold
+/// `server.max_body_bytes` per connection.
+pub const LOGIN_MAX_BODY_BYTES: usize = 16 * 1024;
+
 /// `POST user/login` with `{"u": …, "p": …}`.
 pub async fn login(
     state: web::Data<AppState>,
@@ -33,7 +38,8 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     // Every login, cookie or not: it guards against login CSRF.
     crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
-    let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
+    let limit = LOGIN_MAX_BODY_BYTES.min(state.settings.server.max_body_bytes);
+    let body = read_body(&req, payload, limit).await?;
     let body = json_object(&body, false)?;
     let username = string_field(&body, "u")?.unwrap_or_default().to_owned();
     let password = string_field(&body, "p")?.unwrap_or_default().to_owned();
@@ -44,6 +50,7 @@ pub async fn login(
     asyncstatus_domain::validate_login_username(&username)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let addr = crate::http::client::client_addr(&req, &state.settings.server.trusted_proxies);
+    state.auth.check_throttle(&username, addr)?;
     // Waiting for a slot ends when the client hangs up (the server drops this future).
     let slot = state
         .login_slots
