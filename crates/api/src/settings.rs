@@ -70,6 +70,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The most connections open at once, over all workers (lowered to fit the open-file limit).
     pub max_connections: usize,
+    /// The most connections open at once from one client address (IPv6: one /64); trusted
+    /// proxies are exempt.
+    pub max_connections_per_client: usize,
     /// The longest a request body may take to arrive; 408 past it.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
@@ -403,6 +406,10 @@ impl Settings {
         }
         for (key, value) in [
             ("server.max_connections", self.server.max_connections),
+            (
+                "server.max_connections_per_client",
+                self.server.max_connections_per_client,
+            ),
             ("jobs.max_waiters", self.jobs.max_waiters),
             ("jobs.max_waiters_per_user", self.jobs.max_waiters_per_user),
             ("auth.login_queue", self.auth.login_queue),
@@ -410,6 +417,11 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(format!("{key} must be at least 1")));
             }
+        }
+        if self.server.max_connections_per_client > self.server.max_connections {
+            return Err(invalid(
+                "server.max_connections_per_client must not be more than server.max_connections",
+            ));
         }
         if self.jobs.max_waiters_per_user > self.jobs.max_waiters {
             return Err(invalid(
@@ -504,6 +516,7 @@ mod tests {
         assert!(s.bootstrap.admin_password.is_none());
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.server.max_connections, 8192);
+        assert_eq!(s.server.max_connections_per_client, 256);
         assert_eq!(s.server.body_timeout, Duration::from_secs(10));
         assert_eq!(s.jobs.max_waiters, 4000);
         assert_eq!(s.jobs.max_waiters_per_user, 100);
@@ -563,6 +576,14 @@ mod tests {
             ("[jobs]\nmax_page = 0\n", "jobs.max_page"),
             ("[server]\ntls_cert = \"/x.pem\"\n", "tls_key"),
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[server]\nmax_connections_per_client = 0\n",
+                "server.max_connections_per_client",
+            ),
+            (
+                "[server]\nmax_connections_per_client = 9000\n",
+                "server.max_connections_per_client",
+            ),
             ("[server]\nbody_timeout = \"0s\"\n", "server.body_timeout"),
             ("[jobs]\nmax_waiters = 0\n", "jobs.max_waiters"),
             (

@@ -86,7 +86,13 @@ impl Application {
         let shutdown = state.settings.jobs.max_wait + Duration::from_secs(5);
         let workers = cores;
         let connections = connection_limit(state.settings.server.max_connections);
+        let per_client = crate::connections::ClientConnections::new(
+            state.settings.server.max_connections_per_client,
+            state.settings.server.trusted_proxies.clone(),
+        );
         let server = HttpServer::new(move || http::app(app_state.clone()))
+            // Before anything is read: one client address holds at most its share.
+            .on_connect(move |conn, data| per_client.on_connect(conn, data))
             .workers(workers)
             // actix's limit is per worker; connections are spread over the workers.
             .max_connections(connections.div_ceil(workers))

@@ -768,3 +768,105 @@ async fn trickled_request_headers_are_cut_after_five_seconds() {
         "{answer:?}"
     );
 }
+
+/// A TCP connection to `app` from `local` (127.0.0.0/8 is all loopback on Linux).
+async fn connect_from(local: [u8; 4], port: u16) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((local, 0))).unwrap();
+    socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap()
+}
+
+/// One client trickling the headers of a keep-alive connection's second request (which
+/// actix does not time out) holds at most `server.max_connections_per_client` connections:
+/// its next one is answered 503 with an alert and closed, another address is still served,
+/// and a place frees up when one of its connections ends.
+#[actix_web::test]
+async fn one_client_holds_at_most_max_connections_per_client() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.server.max_connections_per_client = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from([127, 0, 0, 1], app.port).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "first request served"
+        );
+        // The second request's head, begun and never finished.
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nX-Sl")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let mut fourth = connect_from([127, 0, 0, 1], app.port).await;
+    let (answer, closed) = read_to_close(&mut fourth, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(
+        answer.contains("server.max_connections_per_client")
+            && answer.contains(r#""level":"error""#),
+        "{answer}"
+    );
+    assert!(closed, "the refused connection is closed");
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let r = other
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "another address is served");
+    drop(held.pop());
+    within(Duration::from_secs(3), "a freed place", || async {
+        let mut stream = connect_from([127, 0, 0, 1], app.port).await;
+        if stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let (answer, _) = read_to_close(&mut stream, Duration::from_secs(1)).await;
+        answer.starts_with("HTTP/1.1 200")
+    })
+    .await;
+}
+
+/// Every client behind a trusted proxy arrives from its address: the proxy is not capped.
+#[actix_web::test]
+async fn a_trusted_proxy_is_not_capped_per_client() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.server.max_connections_per_client = 2;
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from([127, 0, 0, 1], app.port).await);
+    }
+    let mut last = held.pop().unwrap();
+    last.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = read_to_close(&mut last, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
