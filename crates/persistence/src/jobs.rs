@@ -5,10 +5,26 @@ use asyncstatus_domain::{AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::with_conn;
+use crate::pool::{with_conn, SnapshotRead};
 use crate::schema::async_status::dsl::*;
 use crate::time::UtcTime;
 use crate::{Change, Store, StoreError};
+
+/// How many of the first jobs, whose messages have these lengths in bytes, fit a JSON body
+/// of about `max_bytes` (always at least one when there is one).
+fn rows_that_fit(lengths: &[Option<i32>], max_bytes: usize) -> i64 {
+    let mut used = 0usize;
+    let mut fit = 0i64;
+    for length in lengths {
+        let size = JOB_JSON_OVERHEAD + length.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+        if fit > 0 && used + size > max_bytes {
+            break;
+        }
+        used += size;
+        fit += 1;
+    }
+    fit
+}
 
 /// A row as stored.
 #[derive(Queryable)]
@@ -179,8 +195,10 @@ impl Store {
         max_bytes: usize,
     ) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
         let limit = query.limit.unwrap_or(i64::MAX);
-        let (lengths, total) = self.read(|| {
-            with_conn!(self, |conn| {
+        // One snapshot for the measuring and the reading, so a message that grows in between
+        // cannot make the page larger than measured.
+        self.read(|| {
+            with_conn!(self, |conn| conn.snapshot_read(|conn| {
                 let total: i64 = filtered!(query)
                     .count()
                     .get_result(conn)
@@ -191,30 +209,18 @@ impl Store {
                     .offset(query.offset)
                     .load(conn)
                     .map_err(StoreError::query("measuring async statuses"))?;
-                Ok((lengths, total))
-            })
-        })?;
-        let mut used = 0usize;
-        let mut fit = 0i64;
-        for length in lengths {
-            let size = JOB_JSON_OVERHEAD + length.map_or(0, |n| usize::try_from(n).unwrap_or(0));
-            if fit > 0 && used + size > max_bytes {
-                break;
-            }
-            used += size;
-            fit += 1;
-        }
-        if fit == 0 {
-            return Ok((Vec::new(), total));
-        }
-        let rows = self.read(|| {
-            with_conn!(self, |conn| ordered!(query)
-                .limit(fit)
-                .offset(query.offset)
-                .load::<JobRow>(conn)
-                .map_err(StoreError::query("listing async statuses")))
-        })?;
-        Ok((to_jobs(rows)?, total))
+                let fit = rows_that_fit(&lengths, max_bytes);
+                if fit == 0 {
+                    return Ok((Vec::new(), total));
+                }
+                let rows = ordered!(query)
+                    .limit(fit)
+                    .offset(query.offset)
+                    .load::<JobRow>(conn)
+                    .map_err(StoreError::query("listing async statuses"))?;
+                Ok((to_jobs(rows)?, total))
+            }))
+        })
     }
 
     /// Creates a `PENDING` job started `now`.

@@ -387,6 +387,36 @@ pub(crate) trait WriteTransaction: Connection {
         F: FnOnce(&mut Self) -> Result<T, StoreError>;
 }
 
+/// A read-only transaction whose statements all see one snapshot: `REPEATABLE READ` on
+/// PostgreSQL (whose default gives each statement its own), a deferred transaction on SQLite
+/// (in WAL mode its first read fixes the snapshot).
+pub(crate) trait SnapshotRead: Connection {
+    fn snapshot_read<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Self) -> Result<T, StoreError>;
+}
+
+impl SnapshotRead for PgConnection {
+    fn snapshot_read<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Self) -> Result<T, StoreError>,
+    {
+        self.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(f)
+    }
+}
+
+impl SnapshotRead for SqliteConnection {
+    fn snapshot_read<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Self) -> Result<T, StoreError>,
+    {
+        self.transaction(f)
+    }
+}
+
 impl WriteTransaction for PgConnection {
     fn write_transaction<T, F>(&mut self, f: F) -> Result<T, StoreError>
     where
