@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod cluster;
+mod curl;
 mod exhaustion;
 mod faults;
 mod jobs;
