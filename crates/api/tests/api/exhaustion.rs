@@ -106,27 +106,8 @@ async fn waiters_metric(client: &reqwest::Client, base: &str) -> u64 {
 
 /// Logs in as the admin at `base` and creates a PENDING job: the token and the job's id.
 async fn admin_token_and_job(base: &str) -> (String, i64) {
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{base}/api/4.0/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let token = crate::helpers::token_of(&r).unwrap();
-    let r = client
-        .post(format!("{base}/api/4.0/async_status"))
-        .bearer_auth(&token)
-        .json(&json!({"message": "held"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let id = r.json::<Value>().await.unwrap()["response"]["id"]
-        .as_i64()
-        .unwrap();
-    (token, id)
+    let api = format!("{base}/api/4.0");
+    crate::helpers::admin_login_and_job(&reqwest::Client::new(), &api, "held").await
 }
 
 /// A raw `Prefer: wait=60` long-poll of job `id`, sent and left open.
@@ -449,22 +430,7 @@ async fn a_waiter_over_tls_ends_when_its_client_hangs_up() {
         .build()
         .unwrap();
     let base = format!("https://127.0.0.1:{}/api/4.0", app.port);
-    let r = https
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = https
-        .post(format!("{base}/async_status"))
-        .json(&json!({"message": "over TLS"}))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["response"]["id"]
-        .as_i64()
-        .unwrap();
+    let (_, id) = crate::helpers::admin_login_and_job(&https, &base, "over TLS").await;
     let url = format!("{base}/async_status/{id}");
     let poll = actix_web::rt::spawn(async move {
         // The client gives up after 500 ms and drops its connection.

@@ -269,3 +269,31 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// Logs `client` in as the admin at `api` (`…/api/4.0`) and creates a job with `message`
+/// (authenticated by the cookie when `client` keeps them, else by the returned token); the
+/// token and the job's id.
+pub async fn admin_login_and_job(
+    client: &reqwest::Client,
+    api: &str,
+    message: &str,
+) -> (String, i64) {
+    let r = client
+        .post(format!("{api}/user/login"))
+        .json(&serde_json::json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "admin login");
+    let token = token_of(&r).expect("access_token cookie");
+    let r = client
+        .post(format!("{api}/async_status"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "message": message }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "job created");
+    let body: Value = r.json().await.unwrap();
+    (token, body["response"]["id"].as_i64().unwrap())
+}

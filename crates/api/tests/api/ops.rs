@@ -324,22 +324,7 @@ async fn sigterm_answers_long_polls_and_drains_before_exiting(backend: Backend) 
         .unwrap();
     let base = served.base.clone();
     let client = crate::helpers::cookie_client();
-    let r = client
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = client
-        .post(format!("{base}/async_status"))
-        .json(&json!({"message": "in flight"}))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["response"]["id"]
-        .as_i64()
-        .unwrap();
+    let (_, id) = crate::helpers::admin_login_and_job(&client, &base, "in flight").await;
     let waiter = {
         let (client, url) = (client.clone(), format!("{base}/async_status/{id}"));
         actix_web::rt::spawn(
