@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::{with_conn, WriteTransaction};
 use crate::schema::{role, role_capability};
 use crate::time::UtcTime;
 use crate::{Store, StoreError};
@@ -38,7 +37,7 @@ impl Store {
         description: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
+        self.write(|conn| {
             let taken = role::table
                 .filter(role::name.eq(name))
                 .count()
@@ -58,7 +57,7 @@ impl Store {
                 .execute(conn)
                 .map_err(StoreError::query("adding a role"))?;
             Ok(())
-        }))
+        })
     }
 
     /// Grants a permission to a role; granting one it holds changes nothing. Returns whether
@@ -69,7 +68,7 @@ impl Store {
         permission: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
+        self.write(|conn| {
             let rid = role_id_of!(conn, role_name);
             let held = role_capability::table
                 .filter(role_capability::role_id.eq(rid))
@@ -89,12 +88,12 @@ impl Store {
                 .execute(conn)
                 .map_err(StoreError::query("granting a permission"))?;
             Ok(true)
-        }))
+        })
     }
 
     /// Revokes a permission from a role. Returns whether the role held it.
     pub fn revoke_permission(&self, role_name: &str, permission: &str) -> Result<bool, StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
+        self.write(|conn| {
             let rid = role_id_of!(conn, role_name);
             let removed = diesel::delete(
                 role_capability::table
@@ -104,21 +103,23 @@ impl Store {
             .execute(conn)
             .map_err(StoreError::query("revoking a permission"))?;
             Ok(removed > 0)
-        }))
+        })
     }
 
     /// Every role with its permissions, by name.
     pub fn list_roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
-        let rows: Vec<(String, String, Option<String>)> = with_conn!(self, |conn| role::table
-            .left_join(role_capability::table)
-            .select((
-                role::name,
-                role::description,
-                role_capability::cap_name.nullable()
-            ))
-            .order((role::name.asc(), role_capability::cap_name.asc()))
-            .load(conn)
-            .map_err(StoreError::query("listing roles")))?;
+        let rows: Vec<(String, String, Option<String>)> = self.with_conn(|conn| {
+            role::table
+                .left_join(role_capability::table)
+                .select((
+                    role::name,
+                    role::description,
+                    role_capability::cap_name.nullable(),
+                ))
+                .order((role::name.asc(), role_capability::cap_name.asc()))
+                .load(conn)
+                .map_err(StoreError::query("listing roles"))
+        })?;
         let mut roles: Vec<RoleRecord> = Vec::new();
         for (name, description, cap) in rows {
             match roles.last_mut() {

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::{with_conn, WriteTransaction};
 use crate::roles::role_id_of;
 use crate::schema::{role, role_capability, tm_user};
 use crate::time::UtcTime;
@@ -33,8 +32,8 @@ type UserRow = (
 impl Store {
     /// A user by name, with its role's name and permissions, in one query.
     pub fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let rows: Vec<UserRow> = self.read(|| {
-            with_conn!(self, |conn| tm_user::table
+        let rows: Vec<UserRow> = self.read(|conn| {
+            tm_user::table
                 .inner_join(role::table)
                 .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
                 .filter(tm_user::username.eq(name))
@@ -48,7 +47,7 @@ impl Store {
                 ))
                 .order(role_capability::cap_name.asc())
                 .load(conn)
-                .map_err(StoreError::query("loading a user")))
+                .map_err(StoreError::query("loading a user"))
         })?;
         let mut rows = rows.into_iter();
         let Some((id, username, password_hash, role, last_auth, first_cap)) = rows.next() else {
@@ -70,10 +69,12 @@ impl Store {
 
     /// How many users exist.
     pub fn count_users(&self) -> Result<i64, StoreError> {
-        with_conn!(self, |conn| tm_user::table
-            .count()
-            .get_result(conn)
-            .map_err(StoreError::query("counting users")))
+        self.with_conn(|conn| {
+            tm_user::table
+                .count()
+                .get_result(conn)
+                .map_err(StoreError::query("counting users"))
+        })
     }
 
     /// Adds a user with a role. `Conflict` if the name is taken, `NotFound` if the role is.
@@ -84,7 +85,7 @@ impl Store {
         role_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
+        self.write(|conn| {
             let rid = role_id_of!(conn, role_name);
             let taken = tm_user::table
                 .filter(tm_user::username.eq(name))
@@ -106,16 +107,16 @@ impl Store {
                 .execute(conn)
                 .map_err(StoreError::query("adding a user"))?;
             Ok(())
-        }))
+        })
     }
 
     /// Removes a user. `NotFound` if there is none.
     pub fn remove_user(&self, name: &str) -> Result<(), StoreError> {
-        let removed = with_conn!(self, |conn| diesel::delete(
-            tm_user::table.filter(tm_user::username.eq(name))
-        )
-        .execute(conn)
-        .map_err(StoreError::query("removing a user")))?;
+        let removed = self.with_conn(|conn| {
+            diesel::delete(tm_user::table.filter(tm_user::username.eq(name)))
+                .execute(conn)
+                .map_err(StoreError::query("removing a user"))
+        })?;
         if removed == 0 {
             return Err(StoreError::NotFound(format!("user '{name}'")));
         }
@@ -129,7 +130,7 @@ impl Store {
         role_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
+        self.write(|conn| {
             let rid = role_id_of!(conn, role_name);
             let changed = diesel::update(tm_user::table.filter(tm_user::username.eq(name)))
                 .set((
@@ -142,25 +143,29 @@ impl Store {
                 return Err(StoreError::NotFound(format!("user '{name}'")));
             }
             Ok(())
-        }))
+        })
     }
 
     /// Every user as (username, role), by username.
     pub fn list_users(&self) -> Result<Vec<(String, String)>, StoreError> {
-        with_conn!(self, |conn| tm_user::table
-            .inner_join(role::table)
-            .select((tm_user::username, role::name))
-            .order(tm_user::username.asc())
-            .load(conn)
-            .map_err(StoreError::query("listing users")))
+        self.with_conn(|conn| {
+            tm_user::table
+                .inner_join(role::table)
+                .select((tm_user::username, role::name))
+                .order(tm_user::username.asc())
+                .load(conn)
+                .map_err(StoreError::query("listing users"))
+        })
     }
 
     /// Notes a successful login.
     pub fn record_login(&self, user_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        with_conn!(self, |conn| diesel::update(tm_user::table.find(user_id))
-            .set(tm_user::last_authenticated.eq(Some(UtcTime(now))))
-            .execute(conn)
-            .map(|_| ())
-            .map_err(StoreError::query("recording a login")))
+        self.with_conn(|conn| {
+            diesel::update(tm_user::table.find(user_id))
+                .set(tm_user::last_authenticated.eq(Some(UtcTime(now))))
+                .execute(conn)
+                .map(|_| ())
+                .map_err(StoreError::query("recording a login"))
+        })
     }
 }
