@@ -17,7 +17,7 @@ impl Store {
         session_id: &str,
         expires: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let inserted = self.with_conn(|conn| {
+        StoreError::already_there(self.with_conn(|conn| {
             diesel::insert_into(revoked_session::table)
                 .values((
                     revoked_session::sid.eq(session_id),
@@ -25,12 +25,7 @@ impl Store {
                 ))
                 .execute(conn)
                 .map_err(StoreError::query("revoking a session"))
-        });
-        match inserted {
-            // A unique violation: revoked already.
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        }))
     }
 
     /// Whether the session `session_id` was revoked.
@@ -74,19 +69,17 @@ impl Store {
             {
                 return Ok(secret);
             }
-            let inserted = diesel::insert_into(signing_secret::table)
-                .values((
-                    signing_secret::id.eq(1),
-                    signing_secret::secret.eq(candidate),
-                    signing_secret::created_at.eq(UtcTime(crate::now_micros())),
-                ))
-                .execute(conn)
-                .map_err(StoreError::query("storing the generated signing secret"));
-            match inserted {
-                // A unique violation: another process stored its secret first.
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+            // Already there when another process stored its secret since we looked.
+            StoreError::already_there(
+                diesel::insert_into(signing_secret::table)
+                    .values((
+                        signing_secret::id.eq(1),
+                        signing_secret::secret.eq(candidate),
+                        signing_secret::created_at.eq(UtcTime(crate::now_micros())),
+                    ))
+                    .execute(conn)
+                    .map_err(StoreError::query("storing the generated signing secret")),
+            )?;
             stored(conn).map_err(StoreError::query(READING))
         })
     }

@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 
-use crate::roles::role_id_of;
+use crate::roles::role_id;
 use crate::schema::{role, role_capability, tm_user};
-use crate::time::UtcTime;
+use crate::time::{UtcTime, UtcTimestamp};
 use crate::{Store, StoreError};
 
 /// A user with the name and permissions of its role.
@@ -85,29 +86,30 @@ impl Store {
         role_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write(|conn| {
-            let rid = role_id_of!(conn, role_name);
-            let taken = tm_user::table
-                .filter(tm_user::username.eq(name))
-                .count()
-                .get_result::<i64>(conn)
-                .map_err(StoreError::query("checking a username"))?;
-            if taken > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "user '{name}' already exists"
-                )));
-            }
-            diesel::insert_into(tm_user::table)
-                .values((
-                    tm_user::username.eq(name),
-                    tm_user::local_passwd.eq(password_hash),
-                    tm_user::role.eq(rid),
-                    tm_user::last_updated.eq(UtcTime(now)),
-                ))
-                .execute(conn)
-                .map_err(StoreError::query("adding a user"))?;
-            Ok(())
-        })
+        // One statement: the role's row, if there is one, gives the new user's.
+        let added = self
+            .with_conn(|conn| {
+                diesel::insert_into(tm_user::table)
+                    .values(role::table.filter(role::name.eq(role_name)).select((
+                        name.into_sql::<Text>(),
+                        Some(password_hash).into_sql::<Nullable<Text>>(),
+                        role::id,
+                        UtcTime(now).into_sql::<UtcTimestamp>(),
+                    )))
+                    .into_columns((
+                        tm_user::username,
+                        tm_user::local_passwd,
+                        tm_user::role,
+                        tm_user::last_updated,
+                    ))
+                    .execute(conn)
+                    .map_err(StoreError::query("adding a user"))
+            })
+            .map_err(|e| e.conflict_says(|| format!("user '{name}' already exists")))?;
+        if added == 0 {
+            return Err(StoreError::NotFound(format!("role '{role_name}'")));
+        }
+        Ok(())
     }
 
     /// Removes a user. `NotFound` if there is none.
@@ -131,7 +133,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(|conn| {
-            let rid = role_id_of!(conn, role_name);
+            let rid = role_id(conn, role_name)?;
             let changed = diesel::update(tm_user::table.filter(tm_user::username.eq(name)))
                 .set((
                     tm_user::role.eq(rid),
