@@ -22,6 +22,14 @@ fn open(url: &DatabaseUrl) -> Store {
     .unwrap()
 }
 
+/// A migrated store on a fresh database, or `None` when PostgreSQL tests are skipped.
+fn migrated(backend: Backend) -> Option<(TestDatabase, Store)> {
+    let db = TestDatabase::new(backend)?;
+    let store = open(db.url());
+    store.run_migrations().unwrap();
+    Some((db, store))
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -57,11 +65,9 @@ fn the_sqlite_database_its_wal_and_its_folders_are_private_to_their_owner() {
 /// 40 000 ids is past SQLite's limit of 32 766 bound variables in one statement: the batch is
 /// split, and every job that exists is found.
 fn a_read_of_40000_ids_is_split_and_finds_every_job(backend: Backend) {
-    let Some(db) = TestDatabase::new(backend) else {
+    let Some((_db, store)) = migrated(backend) else {
         return;
     };
-    let store = open(db.url());
-    store.run_migrations().unwrap();
     let mut made: Vec<i64> = (0..3)
         .map(|i| {
             store
@@ -159,12 +165,10 @@ fn statements_of(work: impl FnOnce()) -> Vec<String> {
 /// The hot path of the readers: a job by id, and a coalesced batch of ids, are one statement
 /// each (on PostgreSQL the batch is one `= ANY($1)` with the ids as one array).
 fn the_hot_path_is_one_statement_per_lookup(backend: Backend) {
-    let Some(db) = TestDatabase::new(backend) else {
+    record_statements();
+    let Some((_db, store)) = migrated(backend) else {
         return;
     };
-    record_statements();
-    let store = open(db.url());
-    store.run_migrations().unwrap();
     let a = store.create_job(Some("a"), now_micros()).unwrap().id;
     let b = store.create_job(Some("b"), now_micros()).unwrap().id;
     let one = statements_of(|| assert!(store.get_job(a).unwrap().is_some()));
@@ -189,11 +193,9 @@ fn postgres_the_hot_path_is_one_statement_per_lookup() {
 /// Adding, granting and revoking are one statement each; a taken name is a `Conflict` with
 /// the name, an unknown role is `NotFound`, and doing it again changes nothing.
 fn names_conflict_and_unknown_roles_are_not_found(backend: Backend) {
-    let Some(db) = TestDatabase::new(backend) else {
+    let Some((_db, store)) = migrated(backend) else {
         return;
     };
-    let store = open(db.url());
-    store.run_migrations().unwrap();
     let now = now_micros();
     let said = |e: StoreError| match e {
         StoreError::Conflict(m) => format!("conflict: {m}"),
