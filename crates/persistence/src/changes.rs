@@ -1,5 +1,5 @@
 //! Change notification for long-polls: "job N changed". One small interface,
-//! [`Store::on_job_change`], over two mechanisms:
+//! `Store::on_job_change`, over two mechanisms:
 //!
 //! - every backend: the store announces the changes it makes itself, at once;
 //! - PostgreSQL: a trigger `pg_notify`s every change in its own transaction (whoever makes
@@ -17,8 +17,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
-use crate::pool::DatabaseUrl;
-use crate::{Store, StoreError};
+use crate::StoreError;
 
 /// How often the PostgreSQL listener looks for notifications.
 pub const LISTEN_POLL: Duration = Duration::from_millis(10);
@@ -34,19 +33,11 @@ pub enum Change {
 
 type Callback = Arc<dyn Fn(Change) + Send + Sync>;
 
-/// The registered callbacks; shared by the store and its listener thread.
+/// The change feed of a store: its subscribers, which hear the store's own changes at once
+/// and, on PostgreSQL, every replica's through a listener thread.
 #[derive(Default)]
-pub(crate) struct Subscribers {
-    callbacks: RwLock<Vec<Callback>>,
-}
-
-impl Subscribers {
-    pub(crate) fn announce(&self, change: Change) {
-        let callbacks = self.callbacks.read().unwrap_or_else(|p| p.into_inner());
-        for callback in callbacks.iter() {
-            callback(change);
-        }
-    }
+pub(crate) struct ChangeFeed {
+    callbacks: Arc<RwLock<Vec<Callback>>>,
 }
 
 /// Stops the listener thread when dropped.
@@ -60,36 +51,41 @@ impl Drop for ChangeListener {
     }
 }
 
-impl Store {
-    /// Calls `callback` for every change to a job: the store's own at once, and on PostgreSQL
-    /// every replica's through LISTEN/NOTIFY. Keep the callback short (it runs on the thread
-    /// that made the change or on the listener thread). The returned handle stops the
-    /// listener when dropped.
-    pub fn on_job_change(
+impl ChangeFeed {
+    /// Tells every subscriber.
+    pub(crate) fn announce(&self, change: Change) {
+        announce(&self.callbacks, change);
+    }
+
+    /// Adds `callback`; with `listen_on` (a PostgreSQL URL) also starts a listener thread
+    /// that forwards the notifications of that database until the handle is dropped.
+    pub(crate) fn subscribe(
         &self,
         callback: impl Fn(Change) + Send + Sync + 'static,
+        listen_on: Option<&str>,
     ) -> Result<ChangeListener, StoreError> {
-        self.subscribers
-            .callbacks
+        self.callbacks
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::new(callback));
         let stop = Arc::new(AtomicBool::new(false));
-        if let DatabaseUrl::Postgres(url) = self.url() {
-            let (url, subscribers, flag) = (url.clone(), self.subscribers.clone(), stop.clone());
+        if let Some(url) = listen_on {
+            let (url, callbacks, flag) = (url.to_owned(), self.callbacks.clone(), stop.clone());
             // Connect once now so that a listener that cannot work is reported at start-up.
             let conn = listen(&url)?;
             std::thread::Builder::new()
                 .name("asyncstatus-listen".into())
-                .spawn(move || listen_loop(conn, &url, &subscribers, &flag))
+                .spawn(move || listen_loop(conn, &url, &callbacks, &flag))
                 .map_err(|e| StoreError::Setup(format!("starting the change listener: {e}")))?;
         }
         Ok(ChangeListener { stop })
     }
+}
 
-    /// Announces a change made through this store.
-    pub(crate) fn announce(&self, change: Change) {
-        self.subscribers.announce(change);
+fn announce(callbacks: &RwLock<Vec<Callback>>, change: Change) {
+    let callbacks = callbacks.read().unwrap_or_else(|p| p.into_inner());
+    for callback in callbacks.iter() {
+        callback(change);
     }
 }
 
@@ -101,7 +97,12 @@ fn listen(url: &str) -> Result<PgConnection, StoreError> {
     Ok(conn)
 }
 
-fn listen_loop(mut conn: PgConnection, url: &str, subscribers: &Subscribers, stop: &AtomicBool) {
+fn listen_loop(
+    mut conn: PgConnection,
+    url: &str,
+    callbacks: &RwLock<Vec<Callback>>,
+    stop: &AtomicBool,
+) {
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
         let mut broken = false;
@@ -109,7 +110,7 @@ fn listen_loop(mut conn: PgConnection, url: &str, subscribers: &Subscribers, sto
         for notification in conn.notifications_iter() {
             match notification {
                 Ok(n) => match n.payload.parse::<i64>() {
-                    Ok(id) => subscribers.announce(Change::Job(id)),
+                    Ok(id) => announce(callbacks, Change::Job(id)),
                     Err(_) => {
                         tracing::warn!(payload = %n.payload, "unexpected async_status notification")
                     }
@@ -132,7 +133,7 @@ fn listen_loop(mut conn: PgConnection, url: &str, subscribers: &Subscribers, sto
                         conn = fresh;
                         backoff = Duration::from_millis(100);
                         tracing::info!("change listener reconnected");
-                        subscribers.announce(Change::Resync);
+                        announce(callbacks, Change::Resync);
                         break;
                     }
                     Err(e) => {

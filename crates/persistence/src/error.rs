@@ -53,6 +53,22 @@ impl StoreError {
         }
     }
 
+    /// A `Conflict` (a unique violation) said as `message`; any other error as it is.
+    pub(crate) fn conflict_says(self, message: impl FnOnce() -> String) -> StoreError {
+        match self {
+            StoreError::Conflict(_) => StoreError::Conflict(message()),
+            other => other,
+        }
+    }
+
+    /// `Ok` for an insert that met a unique violation: the row is there already.
+    pub(crate) fn already_there(inserted: Result<usize, StoreError>) -> Result<(), StoreError> {
+        match inserted {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// True when the connection that produced this error should not be reused.
     pub(crate) fn breaks_connection(&self) -> bool {
         matches!(

@@ -5,7 +5,7 @@ use asyncstatus_domain::{AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::{with_conn, SnapshotRead};
+use crate::pool::MultiBackend;
 use crate::schema::async_status::dsl::*;
 use crate::time::UtcTime;
 use crate::{Change, Store, StoreError};
@@ -89,38 +89,34 @@ diesel::define_sql_function! {
 /// margin.
 const JOB_JSON_OVERHEAD: usize = 160;
 
-/// The boxed query of a list query's filters, for the backend of the connection it runs on.
-macro_rules! filtered {
-    ($query:expr) => {{
-        let mut q = async_status.into_boxed();
-        if let Some(wanted) = $query.status {
-            q = q.filter(status.eq(wanted.as_str()));
-        }
-        if let Some(wanted) = $query.id {
-            q = q.filter(id.eq(wanted));
-        }
-        q
-    }};
+/// A list query's filters, as a query.
+fn filtered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'static, MultiBackend> {
+    let mut q = async_status.into_boxed();
+    if let Some(wanted) = query.status {
+        q = q.filter(status.eq(wanted.as_str()));
+    }
+    if let Some(wanted) = query.id {
+        q = q.filter(id.eq(wanted));
+    }
+    q
 }
 
-/// [`filtered!`] in the list query's order.
-macro_rules! ordered {
-    ($query:expr) => {{
-        let q = filtered!($query);
-        match ($query.order_by, $query.sort_order) {
-            (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
-            (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
-            (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
-            (OrderBy::StartTime, SortOrder::Desc) => q.order((start_time.desc(), id.desc())),
-            // Unfinished jobs (no end_time) come last either way, on both backends.
-            (OrderBy::EndTime, SortOrder::Asc) => {
-                q.order((end_time.is_null(), end_time.asc(), id.asc()))
-            }
-            (OrderBy::EndTime, SortOrder::Desc) => {
-                q.order((end_time.is_null(), end_time.desc(), id.desc()))
-            }
+/// [`filtered`] in the list query's order.
+fn ordered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'static, MultiBackend> {
+    let q = filtered(query);
+    match (query.order_by, query.sort_order) {
+        (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
+        (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
+        (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
+        (OrderBy::StartTime, SortOrder::Desc) => q.order((start_time.desc(), id.desc())),
+        // Unfinished jobs (no end_time) come last either way, on both backends.
+        (OrderBy::EndTime, SortOrder::Asc) => {
+            q.order((end_time.is_null(), end_time.asc(), id.asc()))
         }
-    }};
+        (OrderBy::EndTime, SortOrder::Desc) => {
+            q.order((end_time.is_null(), end_time.desc(), id.desc()))
+        }
+    }
 }
 
 /// Stale jobs failed per statement batch by the reaper.
@@ -129,12 +125,12 @@ const REAP_BATCH: i64 = 500;
 impl Store {
     /// One job by id.
     pub fn get_job(&self, job_id: i64) -> Result<Option<AsyncStatus>, StoreError> {
-        let row = self.read(|| {
-            with_conn!(self, |conn| async_status
+        let row = self.read(|conn| {
+            async_status
                 .find(job_id)
                 .first::<JobRow>(conn)
                 .optional()
-                .map_err(StoreError::query("loading an async status")))
+                .map_err(StoreError::query("loading an async status"))
         })?;
         row.map(AsyncStatus::try_from).transpose()
     }
@@ -147,40 +143,36 @@ impl Store {
         if let [one] = ids {
             return Ok(self.get_job(*one)?.into_iter().collect());
         }
-        let rows = self.read(|| {
-            with_conn!(self, |conn| {
-                let mut rows = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(READ_CHUNK) {
-                    rows.extend(
-                        async_status
-                            .filter(id.eq_any(chunk))
-                            .load::<JobRow>(conn)
-                            .map_err(StoreError::query("loading async statuses"))?,
-                    );
-                }
-                Ok(rows)
-            })
+        let rows = self.read(|conn| {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(READ_CHUNK) {
+                rows.extend(
+                    async_status
+                        .filter(id.eq_any(chunk))
+                        .load::<JobRow>(conn)
+                        .map_err(StoreError::query("loading async statuses"))?,
+                );
+            }
+            Ok(rows)
         })?;
         to_jobs(rows)
     }
 
     /// The jobs a list query selects, and how many it selects before paging.
     pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
-        let (rows, total) = self.read(|| {
-            with_conn!(self, |conn| {
-                let total: i64 = filtered!(query)
-                    .count()
-                    .get_result(conn)
-                    .map_err(StoreError::query("counting async statuses"))?;
-                let mut q = ordered!(query);
-                if let Some(limit) = query.limit {
-                    q = q.limit(limit).offset(query.offset);
-                }
-                let rows = q
-                    .load::<JobRow>(conn)
-                    .map_err(StoreError::query("listing async statuses"))?;
-                Ok((rows, total))
-            })
+        let (rows, total) = self.read(|conn| {
+            let total: i64 = filtered(query)
+                .count()
+                .get_result(conn)
+                .map_err(StoreError::query("counting async statuses"))?;
+            let mut q = ordered(query);
+            if let Some(limit) = query.limit {
+                q = q.limit(limit).offset(query.offset);
+            }
+            let rows = q
+                .load::<JobRow>(conn)
+                .map_err(StoreError::query("listing async statuses"))?;
+            Ok((rows, total))
         })?;
         Ok((to_jobs(rows)?, total))
     }
@@ -197,13 +189,13 @@ impl Store {
         let limit = query.limit.unwrap_or(i64::MAX);
         // One snapshot for the measuring and the reading, so a message that grows in between
         // cannot make the page larger than measured.
-        self.read(|| {
-            with_conn!(self, |conn| conn.snapshot_read(|conn| {
-                let total: i64 = filtered!(query)
+        self.read(|conn| {
+            conn.snapshot_read(|conn| {
+                let total: i64 = filtered(query)
                     .count()
                     .get_result(conn)
                     .map_err(StoreError::query("counting async statuses"))?;
-                let lengths: Vec<Option<i32>> = ordered!(query)
+                let lengths: Vec<Option<i32>> = ordered(query)
                     .select(octet_length(message))
                     .limit(limit)
                     .offset(query.offset)
@@ -213,13 +205,13 @@ impl Store {
                 if fit == 0 {
                     return Ok((Vec::new(), total));
                 }
-                let rows = ordered!(query)
+                let rows = ordered(query)
                     .limit(fit)
                     .offset(query.offset)
                     .load::<JobRow>(conn)
                     .map_err(StoreError::query("listing async statuses"))?;
                 Ok((to_jobs(rows)?, total))
-            }))
+            })
         })
     }
 
@@ -229,16 +221,18 @@ impl Store {
         job_message: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<AsyncStatus, StoreError> {
-        let row = with_conn!(self, |conn| diesel::insert_into(async_status)
-            .values((
-                status.eq(JobStatus::Pending.as_str()),
-                message.eq(job_message),
-                start_time.eq(UtcTime(now)),
-                last_updated.eq(UtcTime(now)),
-            ))
-            .returning(async_status::all_columns())
-            .get_result::<JobRow>(conn)
-            .map_err(StoreError::query("creating an async status")))?;
+        let row = self.with_conn(|conn| {
+            diesel::insert_into(async_status)
+                .values((
+                    status.eq(JobStatus::Pending.as_str()),
+                    message.eq(job_message),
+                    start_time.eq(UtcTime(now)),
+                    last_updated.eq(UtcTime(now)),
+                ))
+                .returning(async_status::all_columns())
+                .get_result::<JobRow>(conn)
+                .map_err(StoreError::query("creating an async status"))
+        })?;
         row.try_into()
     }
 
@@ -251,7 +245,7 @@ impl Store {
         update: &JobUpdate,
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
-        let (updated, current) = with_conn!(self, |conn| {
+        let (updated, current) = self.with_conn(|conn| {
             let updated = diesel::update(
                 async_status.filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str()))),
             )
@@ -302,9 +296,11 @@ impl Store {
 
     /// Deletes a job; false when there was none.
     pub fn delete_job(&self, job_id: i64) -> Result<bool, StoreError> {
-        let deleted = with_conn!(self, |conn| diesel::delete(async_status.find(job_id))
-            .execute(conn)
-            .map_err(StoreError::query("deleting an async status")))?;
+        let deleted = self.with_conn(|conn| {
+            diesel::delete(async_status.find(job_id))
+                .execute(conn)
+                .map_err(StoreError::query("deleting an async status"))
+        })?;
         if deleted > 0 {
             self.announce(Change::Job(job_id));
         }
@@ -323,7 +319,7 @@ impl Store {
         let mut finished = 0;
         loop {
             // One connection for a batch: the lookup and each job's conditional update.
-            let (batch_len, ids) = with_conn!(self, |conn| {
+            let (batch_len, ids) = self.with_conn(|conn| {
                 let stale: Vec<(i64, UtcTime)> = async_status
                     .filter(status.eq(JobStatus::Pending.as_str()))
                     .filter(last_updated.lt(UtcTime(cutoff)))
@@ -367,23 +363,25 @@ impl Store {
 
     /// Deletes finished jobs last changed before `cutoff`; returns how many.
     pub fn purge_finished_jobs(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
-        with_conn!(self, |conn| diesel::delete(
-            async_status
-                .filter(status.ne(JobStatus::Pending.as_str()))
-                .filter(last_updated.lt(UtcTime(cutoff)))
-        )
-        .execute(conn)
-        .map_err(StoreError::query("purging old async statuses")))
+        self.with_conn(|conn| {
+            diesel::delete(
+                async_status
+                    .filter(status.ne(JobStatus::Pending.as_str()))
+                    .filter(last_updated.lt(UtcTime(cutoff))),
+            )
+            .execute(conn)
+            .map_err(StoreError::query("purging old async statuses"))
+        })
     }
 
     /// How many jobs there are in each status (statuses with none are listed with 0).
     pub fn count_jobs_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = self.read(|| {
-            with_conn!(self, |conn| async_status
+        let rows: Vec<(String, i64)> = self.read(|conn| {
+            async_status
                 .group_by(status)
                 .select((status, diesel::dsl::count_star()))
                 .load(conn)
-                .map_err(StoreError::query("counting async statuses")))
+                .map_err(StoreError::query("counting async statuses"))
         })?;
         Ok(JobStatus::ALL
             .into_iter()

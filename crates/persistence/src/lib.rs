@@ -1,5 +1,6 @@
-//! The database: one diesel schema and one set of repository functions over SQLite (the
-//! embedded default) and PostgreSQL, behind an r2d2 pool with a size and a checkout timeout.
+//! The database: one diesel schema and one set of repository functions, written and compiled
+//! once, over SQLite (the embedded default) and PostgreSQL through diesel's `MultiConnection`,
+//! behind an r2d2 pool with a size and a checkout timeout.
 //!
 //! Everything here is synchronous; callers run it off their async workers. No web framework,
 //! no async runtime. Every failure is a [`StoreError`]; nothing is turned into `None`
@@ -12,6 +13,7 @@ mod migrations;
 mod pool;
 mod roles;
 pub mod schema;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
@@ -22,7 +24,8 @@ pub use changes::{Change, ChangeListener, LISTEN_POLL};
 pub use error::StoreError;
 pub use jobs::UpdateOutcome;
 pub use migrations::{MIGRATION_LOCK_ID, MIGRATION_LOCK_TIMEOUT};
-pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState, Store};
+pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState};
 pub use roles::RoleRecord;
+pub use store::Store;
 pub use time::{now_micros, UtcTime};
 pub use users::UserRecord;

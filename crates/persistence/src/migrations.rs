@@ -7,7 +7,7 @@ use diesel::migration::MigrationSource;
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::pool::with_conn;
+use crate::pool::DbConn;
 use crate::{Store, StoreError};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -123,12 +123,18 @@ impl Store {
 
     /// [`Store::run_migrations`], waiting at most `lock_wait` for the migration lock.
     pub fn run_migrations_waiting(&self, lock_wait: Duration) -> Result<Vec<String>, StoreError> {
-        with_conn!(self, |conn| conn.migrate_locked(lock_wait))
+        self.with_conn(|conn| match conn {
+            DbConn::Postgres(pg) => pg.migrate_locked(lock_wait),
+            DbConn::Sqlite(sqlite) => sqlite.migrate_locked(lock_wait),
+        })
     }
 
     /// The names of migrations not yet applied (empty when the schema is current).
     pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        with_conn!(self, |conn| pending(conn))
+        self.with_conn(|conn| match conn {
+            DbConn::Postgres(pg) => pending(pg),
+            DbConn::Sqlite(sqlite) => pending(sqlite),
+        })
     }
 
     /// How many migrations this build carries for the store's backend.

@@ -1,50 +1,25 @@
-//! Opening the database: the URL, the r2d2 pool of either backend, and the one macro through
-//! which every repository function gets a connection.
+//! Opening the database: the URL, the one connection type over both backends (diesel's
+//! `MultiConnection`) and the r2d2 manager that opens it with each backend's settings.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::{Connection, PgConnection, SqliteConnection};
 
 use crate::StoreError;
 
-/// Runs `$body` with `$conn` bound to `&mut` the concrete connection of the store's backend.
-/// The body is compiled once per backend, so any diesel query works on both. A body that
-/// fails with `Unavailable` marks its connection broken so the pool replaces it.
-macro_rules! with_conn {
-    ($store:expr, |$conn:ident| $body:expr) => {{
-        match &*$store.pools {
-            $crate::pool::Pools::Postgres(pool) => {
-                let mut pooled = $store.counters.checkout(pool)?;
-                let result = {
-                    let $conn = &mut pooled.conn;
-                    $body
-                };
-                if let Err(e) = &result {
-                    pooled.broken |= $crate::StoreError::breaks_connection(e);
-                }
-                result
-            }
-            $crate::pool::Pools::Sqlite(pool) => {
-                let mut pooled = $store.counters.checkout(pool)?;
-                let result = {
-                    let $conn = &mut pooled.conn;
-                    $body
-                };
-                if let Err(e) = &result {
-                    pooled.broken |= $crate::StoreError::breaks_connection(e);
-                }
-                result
-            }
-        }
-    }};
+/// A connection to either backend. Every query is written once against it and runs on
+/// both; a `match` reaches the concrete connection only where the SQL differs (the write
+/// lock below, the migrations).
+#[derive(diesel::MultiConnection)]
+pub(crate) enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
 }
-pub(crate) use with_conn;
 
-/// Which database engine a [`Store`] talks to.
+/// Which database engine a [`Store`](crate::Store) talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
@@ -127,17 +102,16 @@ pub struct PoolOptions {
 }
 
 /// A pooled connection and whether it broke.
-pub(crate) struct Conn<C> {
-    pub(crate) conn: C,
+pub(crate) struct Conn {
+    pub(crate) conn: DbConn,
     pub(crate) broken: bool,
 }
 
 /// An r2d2 manager that picks nothing by guesswork: the backend is chosen from the URL scheme
 /// before we get here, so a refused connection or a missing database reaches the user as is.
-pub(crate) struct Manager<C> {
+pub(crate) struct Manager {
+    backend: Backend,
     target: String,
-    init: &'static str,
-    _conn: PhantomData<fn() -> C>,
 }
 
 /// r2d2 needs `std::error::Error` on the manager's error type.
@@ -145,13 +119,23 @@ pub(crate) struct Manager<C> {
 #[error("{0}")]
 pub(crate) struct ConnectError(String);
 
-impl<C: Connection + SimpleConnection + Send + 'static> r2d2::ManageConnection for Manager<C> {
-    type Connection = Conn<C>;
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
     type Error = ConnectError;
 
-    fn connect(&self) -> Result<Conn<C>, ConnectError> {
-        let mut conn = C::establish(&self.target).map_err(|e| ConnectError(e.to_string()))?;
-        conn.batch_execute(self.init)
+    fn connect(&self) -> Result<Conn, ConnectError> {
+        let (conn, init) = match self.backend {
+            Backend::Postgres => (
+                PgConnection::establish(&self.target).map(DbConn::Postgres),
+                PG_INIT,
+            ),
+            Backend::Sqlite => (
+                SqliteConnection::establish(&self.target).map(DbConn::Sqlite),
+                SQLITE_INIT,
+            ),
+        };
+        let mut conn = conn.map_err(|e| ConnectError(e.to_string()))?;
+        conn.batch_execute(init)
             .map_err(|e| ConnectError(format!("preparing the connection: {e}")))?;
         Ok(Conn {
             conn,
@@ -159,13 +143,13 @@ impl<C: Connection + SimpleConnection + Send + 'static> r2d2::ManageConnection f
         })
     }
 
-    fn is_valid(&self, conn: &mut Conn<C>) -> Result<(), ConnectError> {
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnectError> {
         conn.conn
             .batch_execute("SELECT 1")
             .map_err(|e| ConnectError(e.to_string()))
     }
 
-    fn has_broken(&self, conn: &mut Conn<C>) -> bool {
+    fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.broken || std::thread::panicking()
     }
 }
@@ -178,21 +162,6 @@ const SQLITE_INIT: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 /// The busy timeout of [`SQLITE_INIT`], in milliseconds.
 pub(crate) const SQLITE_BUSY_MS: u32 = 5000;
-
-pub(crate) enum Pools {
-    Postgres(r2d2::Pool<Manager<PgConnection>>),
-    Sqlite(r2d2::Pool<Manager<SqliteConnection>>),
-}
-
-/// The database: a pool of connections to one backend and the repository functions on it.
-/// Cheap to clone; clones share the pool.
-#[derive(Clone)]
-pub struct Store {
-    pub(crate) pools: std::sync::Arc<Pools>,
-    pub(crate) counters: std::sync::Arc<Counters>,
-    pub(crate) subscribers: std::sync::Arc<crate::changes::Subscribers>,
-    url: DatabaseUrl,
-}
 
 /// Connections open and idle, and how checkouts went, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +178,10 @@ pub struct PoolState {
     pub timeouts: u64,
 }
 
-/// Checkout statistics.
+/// The pool of [`DbConn`]s.
+pub(crate) type Pool = r2d2::Pool<Manager>;
+
+/// Checkout statistics: waits and timeouts.
 #[derive(Default)]
 pub(crate) struct Counters {
     waits: std::sync::atomic::AtomicU64,
@@ -218,10 +190,10 @@ pub(crate) struct Counters {
 
 impl Counters {
     /// A connection from `pool`, counting waits and timeouts.
-    pub(crate) fn checkout<M: r2d2::ManageConnection>(
+    pub(crate) fn checkout(
         &self,
-        pool: &r2d2::Pool<M>,
-    ) -> Result<r2d2::PooledConnection<M>, StoreError> {
+        pool: &Pool,
+    ) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         use std::sync::atomic::Ordering::Relaxed;
         let started = std::time::Instant::now();
         let result = pool.get();
@@ -233,102 +205,48 @@ impl Counters {
             checkout_failed(e)
         })
     }
-}
 
-impl Store {
-    /// Opens the pool. For SQLite the file and its folder are created. One connection is made
-    /// at once so that a wrong URL, a refused connection or a missing database is reported now.
-    pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Store, StoreError> {
-        let size = options.size.max(1);
-        fn builder<M: r2d2::ManageConnection>(
-            size: u32,
-            options: &PoolOptions,
-        ) -> r2d2::Builder<M> {
-            r2d2::Pool::builder()
-                .max_size(size)
-                .min_idle(Some(1))
-                .connection_timeout(options.checkout_timeout)
-                .test_on_check_out(false)
-                .error_handler(Box::new(r2d2::LoggingErrorHandler))
-        }
-        let fail = |e: r2d2::Error| StoreError::Setup(format!("cannot connect to {url}: {e}"));
-        let pools = match url {
-            DatabaseUrl::Sqlite(path) => {
-                let target = path.to_str().ok_or_else(|| {
-                    StoreError::Setup(format!("SQLite path {} is not UTF-8", path.display()))
-                })?;
-                if target != ":memory:" {
-                    create_private(path)?;
-                }
-                let manager = Manager {
-                    target: target.to_owned(),
-                    init: SQLITE_INIT,
-                    _conn: PhantomData,
-                };
-                Pools::Sqlite(builder(size, options).build(manager).map_err(fail)?)
-            }
-            DatabaseUrl::Postgres(target) => {
-                let manager = Manager {
-                    target: target.clone(),
-                    init: PG_INIT,
-                    _conn: PhantomData,
-                };
-                Pools::Postgres(builder(size, options).build(manager).map_err(fail)?)
-            }
-        };
-        Ok(Store {
-            pools: std::sync::Arc::new(pools),
-            counters: Default::default(),
-            subscribers: Default::default(),
-            url: url.clone(),
-        })
-    }
-
-    /// The backend of this store.
-    pub fn backend(&self) -> Backend {
-        self.url.backend()
-    }
-
-    /// The URL, for messages (Display hides any password).
-    pub fn url(&self) -> &DatabaseUrl {
-        &self.url
-    }
-
-    /// Connections in the pool now.
-    pub fn pool_state(&self) -> PoolState {
-        let (state, size) = match &*self.pools {
-            Pools::Postgres(p) => (p.state(), p.max_size()),
-            Pools::Sqlite(p) => (p.state(), p.max_size()),
-        };
+    /// The pool's connections now, with the counts so far.
+    pub(crate) fn state(&self, pool: &Pool) -> PoolState {
         use std::sync::atomic::Ordering::Relaxed;
+        let state = pool.state();
         PoolState {
-            size,
+            size: pool.max_size(),
             connections: state.connections,
             idle: state.idle_connections,
-            waits: self.counters.waits.load(Relaxed),
-            timeouts: self.counters.timeouts.load(Relaxed),
+            waits: self.waits.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
         }
     }
+}
 
-    /// Runs a read, again on another connection each time the connection it got turns out
-    /// to be lost (after a database restart every idle connection is), at most once per
-    /// connection the pool holds. Only for reads: a write's outcome on a lost connection is
-    /// unknown.
-    pub(crate) fn read<T>(
-        &self,
-        read: impl Fn() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut result = read();
-        if matches!(result, Err(StoreError::ConnectionLost(_))) {
-            for _ in 0..self.pool_state().size {
-                result = read();
-                if !matches!(result, Err(StoreError::ConnectionLost(_))) {
-                    break;
-                }
+/// Opens the pool. For SQLite the file and its folder are created. One connection is made
+/// at once so that a wrong URL, a refused connection or a missing database is reported now.
+pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, StoreError> {
+    let target = match url {
+        DatabaseUrl::Sqlite(path) => {
+            let target = path.to_str().ok_or_else(|| {
+                StoreError::Setup(format!("SQLite path {} is not UTF-8", path.display()))
+            })?;
+            if target != ":memory:" {
+                create_private(path)?;
             }
+            target.to_owned()
         }
-        result
-    }
+        DatabaseUrl::Postgres(target) => target.clone(),
+    };
+    let manager = Manager {
+        backend: url.backend(),
+        target,
+    };
+    r2d2::Pool::builder()
+        .max_size(options.size.max(1))
+        .min_idle(Some(1))
+        .connection_timeout(options.checkout_timeout)
+        .test_on_check_out(false)
+        .error_handler(Box::new(r2d2::LoggingErrorHandler))
+        .build(manager)
+        .map_err(|e| StoreError::Setup(format!("cannot connect to {url}: {e}")))
 }
 
 /// Creates the SQLite file (and its missing folders) readable by this user only: it holds
@@ -379,59 +297,57 @@ pub(crate) fn checkout_failed(e: r2d2::Error) -> StoreError {
     StoreError::Unavailable(format!("no connection available: {e}"))
 }
 
-/// A transaction for a write: on SQLite `BEGIN IMMEDIATE`, so concurrent writers queue on the
-/// write lock instead of failing with "database is locked"; a plain transaction on PostgreSQL.
-pub(crate) trait WriteTransaction: Connection {
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, StoreError>;
-}
-
-/// A read-only transaction whose statements all see one snapshot: `REPEATABLE READ` on
-/// PostgreSQL (whose default gives each statement its own), a deferred transaction on SQLite
-/// (in WAL mode its first read fixes the snapshot).
-pub(crate) trait SnapshotRead: Connection {
-    fn snapshot_read<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, StoreError>;
-}
-
-impl SnapshotRead for PgConnection {
-    fn snapshot_read<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, StoreError>,
-    {
-        self.build_transaction()
-            .repeatable_read()
-            .read_only()
-            .run(f)
+impl DbConn {
+    /// A transaction for a write: on SQLite `BEGIN IMMEDIATE`, so concurrent writers queue on
+    /// the write lock instead of failing with "database is locked"; a plain transaction on
+    /// PostgreSQL.
+    pub(crate) fn write_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            DbConn::Postgres(_) => self.transaction(work),
+            DbConn::Sqlite(sqlite) => {
+                AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+                self.finish_transaction(work)
+            }
+        }
     }
-}
 
-impl SnapshotRead for SqliteConnection {
-    fn snapshot_read<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, StoreError>,
-    {
-        self.transaction(f)
+    /// A read-only transaction whose statements all see one snapshot: `REPEATABLE READ` on
+    /// PostgreSQL (whose default gives each statement its own), a deferred transaction on
+    /// SQLite (in WAL mode its first read fixes the snapshot).
+    pub(crate) fn snapshot_read<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            DbConn::Postgres(pg) => {
+                AnsiTransactionManager::begin_transaction_sql(
+                    pg,
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                )?;
+                self.finish_transaction(work)
+            }
+            DbConn::Sqlite(_) => self.transaction(work),
+        }
     }
-}
 
-impl WriteTransaction for PgConnection {
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, StoreError>,
-    {
-        self.transaction(f)
-    }
-}
-
-impl WriteTransaction for SqliteConnection {
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, StoreError>,
-    {
-        self.immediate_transaction(f)
+    /// Runs `work` in the transaction just begun, then commits, or rolls back on an error.
+    fn finish_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match work(self) {
+            Ok(value) => {
+                <DbConn as Connection>::TransactionManager::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(e) => {
+                <DbConn as Connection>::TransactionManager::rollback_transaction(self)?;
+                Err(e)
+            }
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::{with_conn, WriteTransaction};
+use diesel::sql_types::Text;
+
+use crate::pool::DbConn;
 use crate::schema::{role, role_capability};
-use crate::time::UtcTime;
+use crate::time::{UtcTime, UtcTimestamp};
 use crate::{Store, StoreError};
 
 /// A role with its granted permissions.
@@ -16,19 +18,16 @@ pub struct RoleRecord {
     pub permissions: Vec<String>,
 }
 
-/// The id of the role named `$name` on `$conn`, or `NotFound` naming it (returns early).
-macro_rules! role_id_of {
-    ($conn:expr, $name:expr) => {
-        $crate::schema::role::table
-            .filter($crate::schema::role::name.eq($name))
-            .select($crate::schema::role::id)
-            .first::<i64>($conn)
-            .optional()
-            .map_err($crate::StoreError::query("finding a role"))?
-            .ok_or_else(|| $crate::StoreError::NotFound(format!("role '{}'", $name)))?
-    };
+/// The id of the role named `name`, or `NotFound` naming it.
+pub(crate) fn role_id(conn: &mut DbConn, name: &str) -> Result<i64, StoreError> {
+    role::table
+        .filter(role::name.eq(name))
+        .select(role::id)
+        .first::<i64>(conn)
+        .optional()
+        .map_err(StoreError::query("finding a role"))?
+        .ok_or_else(|| StoreError::NotFound(format!("role '{name}'")))
 }
-pub(crate) use role_id_of;
 
 impl Store {
     /// Adds a role with no permissions. `Conflict` if the name is taken.
@@ -38,17 +37,7 @@ impl Store {
         description: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
-            let taken = role::table
-                .filter(role::name.eq(name))
-                .count()
-                .get_result::<i64>(conn)
-                .map_err(StoreError::query("checking a role name"))?;
-            if taken > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "role '{name}' already exists"
-                )));
-            }
+        self.with_conn(|conn| {
             diesel::insert_into(role::table)
                 .values((
                     role::name.eq(name),
@@ -56,9 +45,10 @@ impl Store {
                     role::last_updated.eq(UtcTime(now)),
                 ))
                 .execute(conn)
-                .map_err(StoreError::query("adding a role"))?;
-            Ok(())
-        }))
+                .map_err(StoreError::query("adding a role"))
+        })
+        .map_err(|e| e.conflict_says(|| format!("role '{name}' already exists")))?;
+        Ok(())
     }
 
     /// Grants a permission to a role; granting one it holds changes nothing. Returns whether
@@ -69,56 +59,69 @@ impl Store {
         permission: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
-            let rid = role_id_of!(conn, role_name);
-            let held = role_capability::table
-                .filter(role_capability::role_id.eq(rid))
-                .filter(role_capability::cap_name.eq(permission))
-                .count()
-                .get_result::<i64>(conn)
-                .map_err(StoreError::query("checking a permission"))?;
-            if held > 0 {
-                return Ok(false);
-            }
+        // One statement: the role's row, if there is one, gives the new grant's.
+        let granted = self.with_conn(|conn| {
             diesel::insert_into(role_capability::table)
-                .values((
-                    role_capability::role_id.eq(rid),
-                    role_capability::cap_name.eq(permission),
-                    role_capability::last_updated.eq(UtcTime(now)),
+                .values(role::table.filter(role::name.eq(role_name)).select((
+                    role::id,
+                    permission.into_sql::<Text>(),
+                    UtcTime(now).into_sql::<UtcTimestamp>(),
+                )))
+                .into_columns((
+                    role_capability::role_id,
+                    role_capability::cap_name,
+                    role_capability::last_updated,
                 ))
                 .execute(conn)
-                .map_err(StoreError::query("granting a permission"))?;
-            Ok(true)
-        }))
+                .map_err(StoreError::query("granting a permission"))
+        });
+        match granted {
+            Ok(0) => Err(StoreError::NotFound(format!("role '{role_name}'"))),
+            Ok(_) => Ok(true),
+            // A unique violation: the role holds it already.
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Revokes a permission from a role. Returns whether the role held it.
     pub fn revoke_permission(&self, role_name: &str, permission: &str) -> Result<bool, StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
-            let rid = role_id_of!(conn, role_name);
+        self.with_conn(|conn| {
             let removed = diesel::delete(
                 role_capability::table
-                    .filter(role_capability::role_id.eq(rid))
+                    .filter(
+                        role_capability::role_id.eq_any(
+                            role::table
+                                .filter(role::name.eq(role_name))
+                                .select(role::id),
+                        ),
+                    )
                     .filter(role_capability::cap_name.eq(permission)),
             )
             .execute(conn)
             .map_err(StoreError::query("revoking a permission"))?;
+            if removed == 0 {
+                // Not held, or no such role: only then look.
+                role_id(conn, role_name)?;
+            }
             Ok(removed > 0)
-        }))
+        })
     }
 
     /// Every role with its permissions, by name.
     pub fn list_roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
-        let rows: Vec<(String, String, Option<String>)> = with_conn!(self, |conn| role::table
-            .left_join(role_capability::table)
-            .select((
-                role::name,
-                role::description,
-                role_capability::cap_name.nullable()
-            ))
-            .order((role::name.asc(), role_capability::cap_name.asc()))
-            .load(conn)
-            .map_err(StoreError::query("listing roles")))?;
+        let rows: Vec<(String, String, Option<String>)> = self.with_conn(|conn| {
+            role::table
+                .left_join(role_capability::table)
+                .select((
+                    role::name,
+                    role::description,
+                    role_capability::cap_name.nullable(),
+                ))
+                .order((role::name.asc(), role_capability::cap_name.asc()))
+                .load(conn)
+                .map_err(StoreError::query("listing roles"))
+        })?;
         let mut roles: Vec<RoleRecord> = Vec::new();
         for (name, description, cap) in rows {
             match roles.last_mut() {

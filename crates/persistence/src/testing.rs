@@ -140,15 +140,8 @@ impl crate::Store {
     /// Takes one connection out of the pool and keeps it until the returned guard is dropped,
     /// so tests can exhaust a small pool.
     pub fn hold_connection(&self) -> Result<Box<dyn std::any::Any + Send>, crate::StoreError> {
-        let guard: Box<dyn std::any::Any + Send> = match &*self.pools {
-            crate::pool::Pools::Postgres(p) => {
-                Box::new(p.get().map_err(crate::pool::checkout_failed)?)
-            }
-            crate::pool::Pools::Sqlite(p) => {
-                Box::new(p.get().map_err(crate::pool::checkout_failed)?)
-            }
-        };
-        Ok(guard)
+        let guard = self.pool.get().map_err(crate::pool::checkout_failed)?;
+        Ok(Box::new(guard))
     }
 }
 

@@ -10,6 +10,8 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{Text, Timestamptz};
 use diesel::sqlite::{Sqlite, SqliteValue};
 
+use crate::pool::MultiBackend;
+
 /// The SQL type of every timestamp column: `timestamptz` (OID 1184) on PostgreSQL, `TEXT` on
 /// SQLite.
 #[derive(
@@ -18,6 +20,12 @@ use diesel::sqlite::{Sqlite, SqliteValue};
 #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
 #[diesel(sqlite_type(name = "Text"))]
 pub struct UtcTimestamp;
+
+impl diesel::sql_types::HasSqlType<UtcTimestamp> for MultiBackend {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        MultiBackend::lookup_sql_type::<UtcTimestamp>(lookup)
+    }
+}
 
 /// A point in time, in UTC, with microsecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, AsExpression, FromSqlRow)]
@@ -55,5 +63,21 @@ impl FromSql<UtcTimestamp, Sqlite> for UtcTime {
         DateTime::parse_from_rfc3339(&text)
             .map(|t| UtcTime(t.with_timezone(&Utc)))
             .map_err(|e| format!("stored timestamp {text:?} is not RFC 3339: {e}").into())
+    }
+}
+
+/// Through the connection of either backend: the backend's own conversion above.
+impl ToSql<UtcTimestamp, MultiBackend> for UtcTime {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+        out.set_value((UtcTimestamp, self));
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<UtcTimestamp, MultiBackend> for UtcTime {
+    fn from_sql(
+        value: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
+        value.from_sql::<UtcTime, UtcTimestamp>()
     }
 }

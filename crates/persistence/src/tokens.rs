@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::with_conn;
+use crate::pool::DbConn;
 use crate::schema::{revoked_session, signing_secret};
 use crate::time::UtcTime;
 use crate::{Store, StoreError};
@@ -17,59 +17,70 @@ impl Store {
         session_id: &str,
         expires: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| diesel::insert_into(revoked_session::table)
-            .values((
-                revoked_session::sid.eq(session_id),
-                revoked_session::expires_at.eq(UtcTime(expires)),
-            ))
-            .on_conflict(revoked_session::sid)
-            .do_nothing()
-            .execute(conn)
-            .map(|_| ())
-            .map_err(StoreError::query("revoking a session")))
+        StoreError::already_there(self.with_conn(|conn| {
+            diesel::insert_into(revoked_session::table)
+                .values((
+                    revoked_session::sid.eq(session_id),
+                    revoked_session::expires_at.eq(UtcTime(expires)),
+                ))
+                .execute(conn)
+                .map_err(StoreError::query("revoking a session"))
+        }))
     }
 
     /// Whether the session `session_id` was revoked.
     pub fn is_session_revoked(&self, session_id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.read(|| {
-            with_conn!(self, |conn| revoked_session::table
+        let n: i64 = self.read(|conn| {
+            revoked_session::table
                 .find(session_id)
                 .count()
                 .get_result(conn)
-                .map_err(StoreError::query("checking a revoked session")))
+                .map_err(StoreError::query("checking a revoked session"))
         })?;
         Ok(n > 0)
     }
 
     /// Forgets revocations of sessions that have expired by `now`; returns how many.
     pub fn purge_expired_revocations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        with_conn!(self, |conn| diesel::delete(
-            revoked_session::table.filter(revoked_session::expires_at.lt(UtcTime(now)))
-        )
-        .execute(conn)
-        .map_err(StoreError::query("purging expired revocations")))
+        self.with_conn(|conn| {
+            diesel::delete(
+                revoked_session::table.filter(revoked_session::expires_at.lt(UtcTime(now))),
+            )
+            .execute(conn)
+            .map_err(StoreError::query("purging expired revocations"))
+        })
     }
 
     /// The stored signing secret; when there is none yet, `candidate` is stored and returned.
     /// Race-free: of several processes calling this at once on one database, the first
-    /// insert wins (`ON CONFLICT DO NOTHING`) and every one reads back the same secret.
+    /// insert wins (the others' meet the unique key) and every one reads back the same secret.
     pub fn signing_secret_or_insert(&self, candidate: &str) -> Result<String, StoreError> {
-        with_conn!(self, |conn| {
-            diesel::insert_into(signing_secret::table)
-                .values((
-                    signing_secret::id.eq(1),
-                    signing_secret::secret.eq(candidate),
-                    signing_secret::created_at.eq(UtcTime(crate::now_micros())),
-                ))
-                .on_conflict(signing_secret::id)
-                .do_nothing()
-                .execute(conn)
-                .map_err(StoreError::query("storing the generated signing secret"))?;
+        fn stored(conn: &mut DbConn) -> QueryResult<String> {
             signing_secret::table
                 .find(1)
                 .select(signing_secret::secret)
                 .first::<String>(conn)
-                .map_err(StoreError::query("reading the signing secret"))
+        }
+        const READING: &str = "reading the signing secret";
+        self.with_conn(|conn| {
+            if let Some(secret) = stored(conn)
+                .optional()
+                .map_err(StoreError::query(READING))?
+            {
+                return Ok(secret);
+            }
+            // Already there when another process stored its secret since we looked.
+            StoreError::already_there(
+                diesel::insert_into(signing_secret::table)
+                    .values((
+                        signing_secret::id.eq(1),
+                        signing_secret::secret.eq(candidate),
+                        signing_secret::created_at.eq(UtcTime(crate::now_micros())),
+                    ))
+                    .execute(conn)
+                    .map_err(StoreError::query("storing the generated signing secret")),
+            )?;
+            stored(conn).map_err(StoreError::query(READING))
         })
     }
 }

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 
-use crate::pool::{with_conn, WriteTransaction};
-use crate::roles::role_id_of;
+use crate::roles::role_id;
 use crate::schema::{role, role_capability, tm_user};
-use crate::time::UtcTime;
+use crate::time::{UtcTime, UtcTimestamp};
 use crate::{Store, StoreError};
 
 /// A user with the name and permissions of its role.
@@ -33,8 +33,8 @@ type UserRow = (
 impl Store {
     /// A user by name, with its role's name and permissions, in one query.
     pub fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let rows: Vec<UserRow> = self.read(|| {
-            with_conn!(self, |conn| tm_user::table
+        let rows: Vec<UserRow> = self.read(|conn| {
+            tm_user::table
                 .inner_join(role::table)
                 .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
                 .filter(tm_user::username.eq(name))
@@ -48,7 +48,7 @@ impl Store {
                 ))
                 .order(role_capability::cap_name.asc())
                 .load(conn)
-                .map_err(StoreError::query("loading a user")))
+                .map_err(StoreError::query("loading a user"))
         })?;
         let mut rows = rows.into_iter();
         let Some((id, username, password_hash, role, last_auth, first_cap)) = rows.next() else {
@@ -70,10 +70,12 @@ impl Store {
 
     /// How many users exist.
     pub fn count_users(&self) -> Result<i64, StoreError> {
-        with_conn!(self, |conn| tm_user::table
-            .count()
-            .get_result(conn)
-            .map_err(StoreError::query("counting users")))
+        self.with_conn(|conn| {
+            tm_user::table
+                .count()
+                .get_result(conn)
+                .map_err(StoreError::query("counting users"))
+        })
     }
 
     /// Adds a user with a role. `Conflict` if the name is taken, `NotFound` if the role is.
@@ -84,38 +86,39 @@ impl Store {
         role_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
-            let rid = role_id_of!(conn, role_name);
-            let taken = tm_user::table
-                .filter(tm_user::username.eq(name))
-                .count()
-                .get_result::<i64>(conn)
-                .map_err(StoreError::query("checking a username"))?;
-            if taken > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "user '{name}' already exists"
-                )));
-            }
-            diesel::insert_into(tm_user::table)
-                .values((
-                    tm_user::username.eq(name),
-                    tm_user::local_passwd.eq(password_hash),
-                    tm_user::role.eq(rid),
-                    tm_user::last_updated.eq(UtcTime(now)),
-                ))
-                .execute(conn)
-                .map_err(StoreError::query("adding a user"))?;
-            Ok(())
-        }))
+        // One statement: the role's row, if there is one, gives the new user's.
+        let added = self
+            .with_conn(|conn| {
+                diesel::insert_into(tm_user::table)
+                    .values(role::table.filter(role::name.eq(role_name)).select((
+                        name.into_sql::<Text>(),
+                        Some(password_hash).into_sql::<Nullable<Text>>(),
+                        role::id,
+                        UtcTime(now).into_sql::<UtcTimestamp>(),
+                    )))
+                    .into_columns((
+                        tm_user::username,
+                        tm_user::local_passwd,
+                        tm_user::role,
+                        tm_user::last_updated,
+                    ))
+                    .execute(conn)
+                    .map_err(StoreError::query("adding a user"))
+            })
+            .map_err(|e| e.conflict_says(|| format!("user '{name}' already exists")))?;
+        if added == 0 {
+            return Err(StoreError::NotFound(format!("role '{role_name}'")));
+        }
+        Ok(())
     }
 
     /// Removes a user. `NotFound` if there is none.
     pub fn remove_user(&self, name: &str) -> Result<(), StoreError> {
-        let removed = with_conn!(self, |conn| diesel::delete(
-            tm_user::table.filter(tm_user::username.eq(name))
-        )
-        .execute(conn)
-        .map_err(StoreError::query("removing a user")))?;
+        let removed = self.with_conn(|conn| {
+            diesel::delete(tm_user::table.filter(tm_user::username.eq(name)))
+                .execute(conn)
+                .map_err(StoreError::query("removing a user"))
+        })?;
         if removed == 0 {
             return Err(StoreError::NotFound(format!("user '{name}'")));
         }
@@ -129,8 +132,8 @@ impl Store {
         role_name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        with_conn!(self, |conn| conn.write_transaction(|conn| {
-            let rid = role_id_of!(conn, role_name);
+        self.write(|conn| {
+            let rid = role_id(conn, role_name)?;
             let changed = diesel::update(tm_user::table.filter(tm_user::username.eq(name)))
                 .set((
                     tm_user::role.eq(rid),
@@ -142,25 +145,29 @@ impl Store {
                 return Err(StoreError::NotFound(format!("user '{name}'")));
             }
             Ok(())
-        }))
+        })
     }
 
     /// Every user as (username, role), by username.
     pub fn list_users(&self) -> Result<Vec<(String, String)>, StoreError> {
-        with_conn!(self, |conn| tm_user::table
-            .inner_join(role::table)
-            .select((tm_user::username, role::name))
-            .order(tm_user::username.asc())
-            .load(conn)
-            .map_err(StoreError::query("listing users")))
+        self.with_conn(|conn| {
+            tm_user::table
+                .inner_join(role::table)
+                .select((tm_user::username, role::name))
+                .order(tm_user::username.asc())
+                .load(conn)
+                .map_err(StoreError::query("listing users"))
+        })
     }
 
     /// Notes a successful login.
     pub fn record_login(&self, user_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        with_conn!(self, |conn| diesel::update(tm_user::table.find(user_id))
-            .set(tm_user::last_authenticated.eq(Some(UtcTime(now))))
-            .execute(conn)
-            .map(|_| ())
-            .map_err(StoreError::query("recording a login")))
+        self.with_conn(|conn| {
+            diesel::update(tm_user::table.find(user_id))
+                .set(tm_user::last_authenticated.eq(Some(UtcTime(now))))
+                .execute(conn)
+                .map(|_| ())
+                .map_err(StoreError::query("recording a login"))
+        })
     }
 }

@@ -1,12 +1,13 @@
 //! Store guarantees that need no HTTP: private SQLite files, coalesced reads of any size, a
-//! bounded wait for another process's migration lock.
+//! bounded wait for another process's migration lock, one statement per hot-path lookup,
+//! conflicts and unknown roles named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use asyncstatus_persistence::testing::TestDatabase;
-use asyncstatus_persistence::{now_micros, Backend, DatabaseUrl, PoolOptions, Store};
+use asyncstatus_persistence::{now_micros, Backend, DatabaseUrl, PoolOptions, Store, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
@@ -19,6 +20,14 @@ fn open(url: &DatabaseUrl) -> Store {
         },
     )
     .unwrap()
+}
+
+/// A migrated store on a fresh database, or `None` when PostgreSQL tests are skipped.
+fn migrated(backend: Backend) -> Option<(TestDatabase, Store)> {
+    let db = TestDatabase::new(backend)?;
+    let store = open(db.url());
+    store.run_migrations().unwrap();
+    Some((db, store))
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -56,11 +65,9 @@ fn the_sqlite_database_its_wal_and_its_folders_are_private_to_their_owner() {
 /// 40 000 ids is past SQLite's limit of 32 766 bound variables in one statement: the batch is
 /// split, and every job that exists is found.
 fn a_read_of_40000_ids_is_split_and_finds_every_job(backend: Backend) {
-    let Some(db) = TestDatabase::new(backend) else {
+    let Some((_db, store)) = migrated(backend) else {
         return;
     };
-    let store = open(db.url());
-    store.run_migrations().unwrap();
     let mut made: Vec<i64> = (0..3)
         .map(|i| {
             store
@@ -127,4 +134,111 @@ fn postgres_a_held_migration_lock_stops_migrating_within_its_timeout() {
         .run_migrations_waiting(Duration::from_millis(500))
         .unwrap();
     assert!(store.pending_migrations().unwrap().is_empty());
+}
+
+thread_local! {
+    /// The statements this thread ran, as diesel's instrumentation shows them.
+    static STATEMENTS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Connections opened from now on report every statement to [`STATEMENTS`] of the thread
+/// that runs it.
+fn record_statements() {
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    fn instrument() -> Option<Box<dyn Instrumentation>> {
+        Some(Box::new(|event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                let sql = query.to_string();
+                STATEMENTS.with(|s| s.borrow_mut().push(sql));
+            }
+        }))
+    }
+    diesel::connection::set_default_instrumentation(instrument).unwrap();
+}
+
+fn statements_of(work: impl FnOnce()) -> Vec<String> {
+    STATEMENTS.with(|s| s.borrow_mut().clear());
+    work();
+    STATEMENTS.with(|s| s.take())
+}
+
+/// The hot path of the readers: a job by id, and a coalesced batch of ids, are one statement
+/// each (on PostgreSQL the batch is one `= ANY($1)` with the ids as one array).
+fn the_hot_path_is_one_statement_per_lookup(backend: Backend) {
+    record_statements();
+    let Some((_db, store)) = migrated(backend) else {
+        return;
+    };
+    let a = store.create_job(Some("a"), now_micros()).unwrap().id;
+    let b = store.create_job(Some("b"), now_micros()).unwrap().id;
+    let one = statements_of(|| assert!(store.get_job(a).unwrap().is_some()));
+    assert_eq!(one.len(), 1, "{one:?}");
+    let batch = statements_of(|| assert_eq!(store.get_jobs(&[a, b, 99]).unwrap().len(), 2));
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    if backend == Backend::Postgres {
+        assert!(batch[0].contains("= ANY($1)"), "{batch:?}");
+    }
+}
+
+#[test]
+fn sqlite_the_hot_path_is_one_statement_per_lookup() {
+    the_hot_path_is_one_statement_per_lookup(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_the_hot_path_is_one_statement_per_lookup() {
+    the_hot_path_is_one_statement_per_lookup(Backend::Postgres);
+}
+
+/// Adding, granting and revoking are one statement each; a taken name is a `Conflict` with
+/// the name, an unknown role is `NotFound`, and doing it again changes nothing.
+fn names_conflict_and_unknown_roles_are_not_found(backend: Backend) {
+    let Some((_db, store)) = migrated(backend) else {
+        return;
+    };
+    let now = now_micros();
+    let said = |e: StoreError| match e {
+        StoreError::Conflict(m) => format!("conflict: {m}"),
+        StoreError::NotFound(m) => format!("not found: {m}"),
+        other => format!("other: {other}"),
+    };
+    store.add_role("ops2", "Second operations.", now).unwrap();
+    let again = store.add_role("ops2", "again", now).map_err(said);
+    assert_eq!(again, Err("conflict: role 'ops2' already exists".into()));
+    let unknown = store.add_user("u", "SCRYPT:x", "nope", now).map_err(said);
+    assert_eq!(unknown, Err("not found: role 'nope'".into()));
+    store.add_user("u", "SCRYPT:x", "ops2", now).unwrap();
+    let taken = store.add_user("u", "SCRYPT:y", "ops2", now).map_err(said);
+    assert_eq!(taken, Err("conflict: user 'u' already exists".into()));
+
+    assert!(store.grant_permission("ops2", "P:READ", now).unwrap());
+    assert!(!store.grant_permission("ops2", "P:READ", now).unwrap());
+    let unknown = store.grant_permission("nope", "P:READ", now).map_err(said);
+    assert_eq!(unknown, Err("not found: role 'nope'".into()));
+    let user = store.find_user("u").unwrap().unwrap();
+    assert_eq!(
+        (user.role.as_str(), user.password_hash.as_deref()),
+        ("ops2", Some("SCRYPT:x"))
+    );
+    assert_eq!(user.permissions, ["P:READ"]);
+    assert!(store.revoke_permission("ops2", "P:READ").unwrap());
+    assert!(!store.revoke_permission("ops2", "P:READ").unwrap());
+    let unknown = store.revoke_permission("nope", "P:READ").map_err(said);
+    assert_eq!(unknown, Err("not found: role 'nope'".into()));
+
+    store.revoke_session("s1", now).unwrap();
+    store.revoke_session("s1", now).unwrap();
+    assert!(store.is_session_revoked("s1").unwrap());
+    assert_eq!(store.signing_secret_or_insert("first").unwrap(), "first");
+    assert_eq!(store.signing_secret_or_insert("second").unwrap(), "first");
+}
+
+#[test]
+fn sqlite_names_conflict_and_unknown_roles_are_not_found() {
+    names_conflict_and_unknown_roles_are_not_found(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_names_conflict_and_unknown_roles_are_not_found() {
+    names_conflict_and_unknown_roles_are_not_found(Backend::Postgres);
 }
