@@ -3,11 +3,11 @@
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{
-    json_object, read_body, string_field, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
+    json_body, read_body, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
 };
 use crate::http::response::{json, json_with, Alert, Envelope};
 use crate::state::{blocking, AppState, Database};
@@ -25,6 +25,13 @@ pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> C
         .finish()
 }
 
+/// The body of `POST user/login` (no `Debug`: it holds a password).
+#[derive(Default, Deserialize)]
+struct LoginBody {
+    u: Option<String>,
+    p: Option<String>,
+}
+
 /// `POST user/login` with `{"u": …, "p": …}`.
 pub async fn login(
     state: web::Data<AppState>,
@@ -34,9 +41,9 @@ pub async fn login(
     // Every login, cookie or not: it guards against login CSRF.
     crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
-    let body = json_object(&body, false)?;
-    let username = string_field(&body, "u")?.unwrap_or_default().to_owned();
-    let password = string_field(&body, "p")?.unwrap_or_default().to_owned();
+    let body: LoginBody = json_body(&body, false)?;
+    let username = body.u.unwrap_or_default();
+    let password = body.p.unwrap_or_default();
     if username.is_empty() || password.is_empty() {
         return Err(asyncstatus_auth::AuthError::MissingCredentials.into());
     }
