@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
-use actix_web::http::header::{ALLOW, RETRY_AFTER};
+use actix_web::dev::ServiceResponse;
+use actix_web::error::PathError;
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use asyncstatus_auth::AuthError;
 use asyncstatus_domain::ListQueryError;
@@ -214,4 +217,38 @@ impl ResponseError for ApiError {
         }
         json_with(builder, &Envelope::alert(Alert::error(self.text.clone())))
     }
+}
+
+/// The path extractors' errors (`web::PathConfig`).
+pub fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("malformed path parameter: {err}")).into()
+}
+
+/// The one layer for errors the framework answers itself (its defaults and middleware, such
+/// as the gzip middleware's 406 for an `Accept-Encoding` refusing every coding it has): each
+/// becomes an alert. Our own answers are JSON already and pass as they are.
+pub fn framework_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(as_alert)
+}
+
+fn as_alert<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let ours = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if ours {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let text = match status {
+        StatusCode::NOT_ACCEPTABLE => {
+            "Accept-Encoding refuses every encoding this server can send (gzip, identity)"
+        }
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let (req, _) = res.into_parts();
+    let answer = ApiError::new(status, text).error_response();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, answer).map_into_right_body(),
+    ))
 }
