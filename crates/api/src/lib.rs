@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod cli;
+pub mod db;
 pub mod http;
 pub mod logins;
 pub mod metrics;

@@ -17,7 +17,7 @@ use asyncstatus_auth::{Claims, Principal};
 use asyncstatus_domain::Permission;
 
 use crate::http::error::ApiError;
-use crate::state::{AppState, Database};
+use crate::state::AppState;
 
 /// The name of the session cookie (Traffic Ops').
 pub const ACCESS_TOKEN: &str = "access_token";
@@ -86,8 +86,10 @@ impl FromRequest for Authenticated {
             let (principal, claims) = match state.auth.authenticate_cached(&token)? {
                 (Some(principal), claims) => (principal, claims),
                 (None, claims) => {
+                    let auth = state.auth.clone();
                     state
-                        .db(move |s| s.auth.load(&token, &claims).map(|p| (p, claims)))
+                        .db
+                        .run(move |_| auth.load(&token, &claims).map(|p| (p, claims)))
                         .await?
                 }
             };

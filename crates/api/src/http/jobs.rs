@@ -16,7 +16,7 @@ use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{json_body, read_body, ApiVersion, Authenticated};
 use crate::http::response::{json, json_with, raw_json, Alert, Envelope, JobJson, Summary};
-use crate::state::{AppState, Database};
+use crate::state::AppState;
 
 const NOT_FOUND: &str = "async status not found";
 
@@ -87,7 +87,9 @@ fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
 
 /// The job, read together with the other reads waiting now (see [`crate::reads`]).
 async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiError> {
-    crate::reads::job(state, id)
+    state
+        .db
+        .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }
@@ -197,8 +199,9 @@ pub async fn list(
     // Read and serialized on the blocking pool; the rows are dropped before the answer is
     // put together.
     let (jobs_json, listed, count) = state
-        .db(move |s| {
-            let (jobs, count) = s.store.list_jobs_within(&query, budget)?;
+        .db
+        .run(move |store| {
+            let (jobs, count) = store.list_jobs_within(&query, budget)?;
             let (json, listed) = jobs_within(&jobs, budget);
             Ok::<_, asyncstatus_persistence::StoreError>((json, listed, count))
         })
@@ -278,7 +281,8 @@ pub async fn create(
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
     let message = checked_message(json_body::<CreateBody>(&body, true)?.message)?;
     let job = state
-        .db(move |s| s.store.create_job(message.as_deref(), now_micros()))
+        .db
+        .run(move |store| store.create_job(message.as_deref(), now_micros()))
         .await?;
     let location = format!("/api/{}/async_status/{}", version.0, job.id);
     let alert = Alert::success(format!(
@@ -309,7 +313,8 @@ pub async fn update(
         message: checked_message(body.message)?,
     };
     let outcome = state
-        .db(move |s| s.store.update_job(id, &update, now_micros()))
+        .db
+        .run(move |store| store.update_job(id, &update, now_micros()))
         .await?;
     match outcome {
         UpdateOutcome::Updated(job) => {
@@ -340,7 +345,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_DELETE])?;
     let id = parse_id(&id)?;
-    if state.db(move |s| s.store.delete_job(id)).await? {
+    if state.db.run(move |store| store.delete_job(id)).await? {
         Ok(json(
             StatusCode::OK,
             &Envelope::alert(Alert::success(format!("Async job {id} deleted."))),

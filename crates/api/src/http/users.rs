@@ -5,12 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use crate::db::blocking;
 use crate::http::error::ApiError;
 use crate::http::extract::{
     json_body, read_body, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
 };
 use crate::http::response::{json, json_with, Alert, Envelope};
-use crate::state::{blocking, AppState, Database};
+use crate::state::AppState;
 
 /// The `access_token` cookie for `token`, living `max_age`.
 pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> Cookie<'static> {
@@ -61,11 +62,11 @@ pub async fn login(
             tracing::warn!("login queue full (auth.login_queue); answering 503");
             ApiError::busy("too many logins are waiting (auth.login_queue); try again shortly")
         })?;
-    let worker = state.clone();
+    let auth = state.auth.clone();
     let session = blocking(move || {
         // Held until the derivation ends, even if the client has gone.
         let _slot = slot;
-        worker.auth.login(&username, &password, addr)
+        auth.login(&username, &password, addr)
     })
     .await?;
     req.extensions_mut()
@@ -89,7 +90,8 @@ pub async fn logout(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth.claims.clone();
-    state.db(move |s| s.auth.logout(&claims)).await?;
+    let auth = state.auth.clone();
+    state.db.run(move |_| auth.logout(&claims)).await?;
     req.extensions_mut().remove::<RefreshedToken>();
     let mut expired = token_cookie(
         String::new(),
