@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod connections;
+pub mod db;
 pub mod http;
 pub mod logins;
 pub mod metrics;

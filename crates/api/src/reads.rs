@@ -8,15 +8,14 @@
 //! Read-your-writes holds: a request waits for a lookup that *starts* after it was queued, so
 //! it sees every change acknowledged before it was made.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use actix_web::web;
 use asyncstatus_domain::AsyncStatus;
 use tokio::sync::oneshot;
 
 use crate::http::error::ApiError;
-use crate::state::{AppState, Database};
 
 type Answer = oneshot::Sender<Result<Option<AsyncStatus>, ApiError>>;
 
@@ -41,21 +40,29 @@ impl JobReads {
     }
 }
 
-/// The job `id`, read together with the other reads waiting now.
-pub async fn job(state: &web::Data<AppState>, id: i64) -> Result<Option<AsyncStatus>, ApiError> {
-    let (answer, answered) = oneshot::channel();
-    state
-        .reads
-        .queue
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((id, answer));
-    if !state.reads.draining.swap(true, Ordering::AcqRel) {
-        actix_web::rt::spawn(drain(state.clone()));
+impl JobReads {
+    /// The job `id`, read together with the other reads waiting now; `lookup` reads a batch.
+    pub async fn job<L, F>(
+        self: &Arc<Self>,
+        id: i64,
+        lookup: L,
+    ) -> Result<Option<AsyncStatus>, ApiError>
+    where
+        L: Fn(Vec<i64>) -> F + 'static,
+        F: Future<Output = Result<Vec<AsyncStatus>, ApiError>> + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, answer));
+        if !self.draining.swap(true, Ordering::AcqRel) {
+            actix_web::rt::spawn(drain(self.clone(), lookup));
+        }
+        answered
+            .await
+            .map_err(|_| ApiError::internal("a job read was dropped"))?
     }
-    answered
-        .await
-        .map_err(|_| ApiError::internal("a job read was dropped"))?
 }
 
 /// Clears `draining` if the drain task is dropped mid-batch (its worker stopped), so that the
@@ -75,8 +82,12 @@ impl Drop for DrainGuard<'_> {
 }
 
 /// Looks up what is queued, batch after batch, until the queue stays empty.
-async fn drain(state: web::Data<AppState>) {
-    let reads = &state.reads;
+async fn drain<L, F>(reads: Arc<JobReads>, lookup: L)
+where
+    L: Fn(Vec<i64>) -> F,
+    F: Future<Output = Result<Vec<AsyncStatus>, ApiError>>,
+{
+    let reads = &*reads;
     let mut guard = DrainGuard { reads, armed: true };
     loop {
         let batch = reads.take();
@@ -93,7 +104,7 @@ async fn drain(state: web::Data<AppState>) {
         let mut ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let found = state.db(move |s| s.store.get_jobs(&ids)).await;
+        let found = lookup(ids).await;
         for (id, answer) in batch {
             let reply = match &found {
                 Ok(jobs) => Ok(jobs.iter().find(|j| j.id == id).cloned()),

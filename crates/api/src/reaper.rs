@@ -9,7 +9,7 @@ use actix_web::web;
 use asyncstatus_persistence::now_micros;
 
 use crate::http::error::ApiError;
-use crate::state::{AppState, Database};
+use crate::state::AppState;
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -27,21 +27,21 @@ fn before(now: chrono::DateTime<chrono::Utc>, age: Duration) -> chrono::DateTime
 
 /// One sweep.
 pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
+    let (stale_after, retention) = (
+        state.settings.jobs.stale_after,
+        state.settings.jobs.retention,
+    );
     state
-        .db(|state| {
+        .db
+        .run(move |store| {
             let now = now_micros();
-            let jobs = &state.settings.jobs;
-            let abandoned = state
-                .store
-                .fail_stale_jobs(before(now, jobs.stale_after), now)?;
-            let purged = if jobs.retention.is_zero() {
+            let abandoned = store.fail_stale_jobs(before(now, stale_after), now)?;
+            let purged = if retention.is_zero() {
                 0
             } else {
-                state
-                    .store
-                    .purge_finished_jobs(before(now, jobs.retention))?
+                store.purge_finished_jobs(before(now, retention))?
             };
-            state.store.purge_expired_revocations(now)?;
+            store.purge_expired_revocations(now)?;
             Ok::<_, asyncstatus_persistence::StoreError>(Sweep { abandoned, purged })
         })
         .await

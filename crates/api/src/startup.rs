@@ -69,16 +69,17 @@ impl Application {
         let listener = store
             .on_job_change(move |change| wake.wake(change))
             .context("starting the change listener")?;
-        let state = web::Data::new(AppState {
+        let db = crate::db::Db::new(
             store,
-            auth,
+            settings.database.pool_size as usize,
+            settings.server.request_timeout,
+        );
+        let state = web::Data::new(AppState {
+            db,
+            auth: std::sync::Arc::new(auth),
             login_slots: crate::logins::LoginSlots::new(logins, settings.auth.login_queue),
-            db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                settings.database.pool_size as usize,
-            )),
             waiters,
             metrics: crate::metrics::Metrics::new().context("registering metrics")?,
-            reads: Default::default(),
             _listener: listener,
             settings,
         });

@@ -6,9 +6,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The state of a job. Serialized as Traffic Ops spells it: `PENDING`, `SUCCEEDED`, `FAILED`.
+/// The state of a job. Serialized as Traffic Ops spells it: `PENDING`, `SUCCEEDED`, `FAILED`;
+/// read only from a string of those (through [`FromStr`]), so any other value is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", try_from = "String")]
 pub enum JobStatus {
     /// The job has started and not finished.
     Pending,
@@ -57,6 +58,14 @@ impl FromStr for JobStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for JobStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

@@ -239,14 +239,20 @@ pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, Sto
         backend: url.backend(),
         target,
     };
-    r2d2::Pool::builder()
+    // One connection first, outside the pool and its checkout timeout: a wrong URL, a refused
+    // connection or a missing database is reported at once with its cause, and a slow first
+    // connect (a new SQLite file's switch to WAL on a busy disk) is waited for, not failed.
+    drop(
+        r2d2::ManageConnection::connect(&manager)
+            .map_err(|e| StoreError::Setup(format!("cannot connect to {url}: {e}")))?,
+    );
+    Ok(r2d2::Pool::builder()
         .max_size(options.size.max(1))
         .min_idle(Some(1))
         .connection_timeout(options.checkout_timeout)
         .test_on_check_out(false)
         .error_handler(Box::new(r2d2::LoggingErrorHandler))
-        .build(manager)
-        .map_err(|e| StoreError::Setup(format!("cannot connect to {url}: {e}")))
+        .build_unchecked(manager))
 }
 
 /// Creates the SQLite file (and its missing folders) readable by this user only: it holds

@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
-use actix_web::http::header::{ALLOW, RETRY_AFTER};
+use actix_web::dev::ServiceResponse;
+use actix_web::error::PathError;
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use asyncstatus_auth::AuthError;
+use asyncstatus_domain::ListQueryError;
 use asyncstatus_persistence::StoreError;
 
 use super::response::{json_with, Alert, Envelope};
@@ -106,6 +110,10 @@ impl ApiError {
         e.close = true;
         e
     }
+    /// 400 for a body that is not JSON at all.
+    pub fn not_json(cause: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("request body is not valid JSON: {cause}"))
+    }
     /// 500, logged with its cause; the user sees no internals.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(cause = %cause, "answering 500");
@@ -122,6 +130,50 @@ impl From<StoreError> for ApiError {
             StoreError::Query { .. } | StoreError::Corrupt(_) | StoreError::Setup(_) => {
                 ApiError::internal(e)
             }
+        }
+    }
+}
+
+impl From<ListQueryError> for ApiError {
+    fn from(e: ListQueryError) -> Self {
+        ApiError::bad_request(e.0)
+    }
+}
+
+/// The field serde names in its "duplicate field `name`" error.
+fn duplicate_field(message: &str) -> Option<&str> {
+    message.strip_prefix("duplicate field `")?.strip_suffix('`')
+}
+
+/// A request body serde could not read into its type (a derived struct of string fields).
+impl From<serde_path_to_error::Error<serde_json::Error>> for ApiError {
+    fn from(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let inner = e.inner();
+        if inner.classify() != serde_json::error::Category::Data {
+            return ApiError::not_json(inner);
+        }
+        let text = inner.to_string();
+        let position = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = text.strip_suffix(&position).unwrap_or(&text);
+        let field = e.path().to_string();
+        ApiError::bad_request(match duplicate_field(message) {
+            Some(key) => format!("key '{key}' is given more than once"),
+            None if message.starts_with("invalid type") => format!("'{field}' must be a string"),
+            None => format!("'{field}': {message}"),
+        })
+    }
+}
+
+/// A query string serde could not read into the list parameters.
+impl From<serde_path_to_error::Error<serde_urlencoded::de::Error>> for ApiError {
+    fn from(e: serde_path_to_error::Error<serde_urlencoded::de::Error>) -> Self {
+        let message = e.inner().to_string();
+        match duplicate_field(&message) {
+            Some(name) => ListQueryError::given_twice(name).into(),
+            None => match ListQueryError::bad_value(&e.path().to_string()) {
+                Some(bad) => bad.into(),
+                None => ApiError::bad_request(format!("malformed query string: {message}")),
+            },
         }
     }
 }
@@ -165,4 +217,38 @@ impl ResponseError for ApiError {
         }
         json_with(builder, &Envelope::alert(Alert::error(self.text.clone())))
     }
+}
+
+/// The path extractors' errors (`web::PathConfig`).
+pub fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("malformed path parameter: {err}")).into()
+}
+
+/// The one layer for errors the framework answers itself (its defaults and middleware, such
+/// as the gzip middleware's 406 for an `Accept-Encoding` refusing every coding it has): each
+/// becomes an alert. Our own answers are JSON already and pass as they are.
+pub fn framework_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(as_alert)
+}
+
+fn as_alert<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let ours = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if ours {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let text = match status {
+        StatusCode::NOT_ACCEPTABLE => {
+            "Accept-Encoding refuses every encoding this server can send (gzip, identity)"
+        }
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let (req, _) = res.into_parts();
+    let answer = ApiError::new(status, text).error_response();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, answer).map_into_right_body(),
+    ))
 }

@@ -10,13 +10,14 @@ use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use asyncstatus_auth::{Claims, Principal};
 use asyncstatus_domain::Permission;
 
 use crate::http::error::ApiError;
-use crate::state::{AppState, Database};
+use crate::state::AppState;
 
 /// The name of the session cookie (Traffic Ops').
 pub const ACCESS_TOKEN: &str = "access_token";
@@ -85,8 +86,10 @@ impl FromRequest for Authenticated {
             let (principal, claims) = match state.auth.authenticate_cached(&token)? {
                 (Some(principal), claims) => (principal, claims),
                 (None, claims) => {
+                    let auth = state.auth.clone();
                     state
-                        .db(move |s| s.auth.load(&token, &claims).map(|p| (p, claims)))
+                        .db
+                        .run(move |_| auth.load(&token, &claims).map(|p| (p, claims)))
                         .await?
                 }
             };
@@ -162,90 +165,25 @@ async fn read_body_within(
     Ok(body.freeze())
 }
 
-/// Parses a body as a JSON object (whatever the `Content-Type`, as Traffic Ops does). A key
-/// given twice is refused rather than silently taking one of the values. An empty body is an
-/// empty object when `empty_ok`.
-pub fn json_object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
+/// Reads a body as JSON into `T`, whatever the `Content-Type` (as Traffic Ops does). It must
+/// be an object (a derived struct would also take an array); the derive refuses a known key
+/// given twice and ignores unknown keys. An empty body is `T::default()` when `empty_ok`.
+pub fn json_body<T: DeserializeOwned + Default>(
+    body: &[u8],
+    empty_ok: bool,
+) -> Result<T, ApiError> {
     if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
+        return Ok(T::default());
     }
-    match serde_json::from_slice::<StrictBody>(body) {
-        Ok(StrictBody::Object(map)) => Ok(map),
-        Ok(StrictBody::Other) => Err(ApiError::bad_request("request body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "request body is not valid JSON: {e}"
-        ))),
+    // Parsed whole first, as `Value`: unknown keys are skipped by the derive without
+    // serde_json's nesting limit, which this keeps.
+    if !serde_json::from_slice::<Value>(body)
+        .map_err(ApiError::not_json)?
+        .is_object()
+    {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
     }
-}
-
-/// A JSON document whose top-level object may not repeat a key.
-enum StrictBody {
-    Object(Map<String, Value>),
-    Other,
-}
-
-impl<'de> serde::Deserialize<'de> for StrictBody {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = StrictBody;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<StrictBody, A::Error> {
-                let mut map = Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    let value = access.next_value::<Value>()?;
-                    if map.insert(key.clone(), value).is_some() {
-                        return Err(serde::de::Error::custom(format!(
-                            "key '{key}' is given more than once"
-                        )));
-                    }
-                }
-                Ok(StrictBody::Object(map))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<StrictBody, A::Error> {
-                // Parsed as `Value`, not skipped: that keeps serde_json's nesting limit.
-                while access.next_element::<Value>()?.is_some() {}
-                Ok(StrictBody::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<StrictBody, E> {
-                Ok(StrictBody::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<StrictBody, E> {
-                Ok(StrictBody::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<StrictBody, E> {
-                Ok(StrictBody::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<StrictBody, E> {
-                Ok(StrictBody::Other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<StrictBody, E> {
-                Ok(StrictBody::Other)
-            }
-            fn visit_unit<E>(self) -> Result<StrictBody, E> {
-                Ok(StrictBody::Other)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
-
-/// A string field: `None` when absent or null, 400 naming the field for any other type.
-pub fn string_field<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::bad_request(format!("'{field}' must be a string"))),
-    }
+    Ok(serde_path_to_error::deserialize(
+        &mut serde_json::Deserializer::from_slice(body),
+    )?)
 }

@@ -1,22 +1,22 @@
 //! `async_status` and `async_status/{id}`: read, list, create, update, delete.
 
-use std::str::FromStr;
-
 use actix_web::http::header::{ETAG, LAST_MODIFIED, LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 
 use asyncstatus_domain::list::parse_int;
 use asyncstatus_domain::{
-    validate_message, AsyncStatus, JobStatus, JobUpdate, ListQuery, Permission, TransitionError,
+    validate_message, AsyncStatus, JobStatus, JobUpdate, ListParams, ListQuery, Permission,
+    TransitionError,
 };
 use asyncstatus_persistence::{now_micros, UpdateOutcome};
 
 use crate::http::conditional;
 use crate::http::error::ApiError;
-use crate::http::extract::{json_object, read_body, string_field, ApiVersion, Authenticated};
+use crate::http::extract::{json_body, read_body, ApiVersion, Authenticated};
 use crate::http::response::{json, json_with, raw_json, Alert, Envelope, JobJson, Summary};
-use crate::state::{AppState, Database};
+use crate::state::AppState;
 
 const NOT_FOUND: &str = "async status not found";
 
@@ -56,20 +56,40 @@ fn job_headers(state: &AppState, builder: &mut actix_web::HttpResponseBuilder, j
     }
 }
 
+/// The body of `POST async_status`.
+#[derive(Debug, Default, Deserialize)]
+struct CreateBody {
+    message: Option<String>,
+}
+
+/// The body of `PUT async_status/{id}`.
+#[derive(Debug, Default, Deserialize)]
+struct UpdateBody {
+    status: Option<JobStatus>,
+    message: Option<String>,
+}
+
 /// The optional `message` of a create or update body, validated.
-fn message_field(
-    body: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Option<String>, ApiError> {
-    let message = string_field(body, "message")?;
-    if let Some(m) = message {
+fn checked_message(message: Option<String>) -> Result<Option<String>, ApiError> {
+    if let Some(m) = &message {
         validate_message(m).map_err(|e| ApiError::bad_request(format!("'message': {e}")))?;
     }
-    Ok(message.map(str::to_owned))
+    Ok(message)
+}
+
+/// The list query of a query string.
+fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
+    let params =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query_string.as_bytes()));
+    let params: ListParams = serde_path_to_error::deserialize(params)?;
+    Ok(ListQuery::try_from(params)?)
 }
 
 /// The job, read together with the other reads waiting now (see [`crate::reads`]).
 async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiError> {
-    crate::reads::job(state, id)
+    state
+        .db
+        .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }
@@ -161,10 +181,7 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
-    let mut query = ListQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|e| ApiError::bad_request(e.0))?;
+    let mut query = list_query(req.query_string())?;
     let max_page = state.settings.jobs.max_page;
     let asked = query.limit;
     if asked.is_some_and(|limit| limit > max_page) {
@@ -182,8 +199,9 @@ pub async fn list(
     // Read and serialized on the blocking pool; the rows are dropped before the answer is
     // put together.
     let (jobs_json, listed, count) = state
-        .db(move |s| {
-            let (jobs, count) = s.store.list_jobs_within(&query, budget)?;
+        .db
+        .run(move |store| {
+            let (jobs, count) = store.list_jobs_within(&query, budget)?;
             let (json, listed) = jobs_within(&jobs, budget);
             Ok::<_, asyncstatus_persistence::StoreError>((json, listed, count))
         })
@@ -261,9 +279,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_CREATE])?;
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
-    let message = message_field(&json_object(&body, true)?)?;
+    let message = checked_message(json_body::<CreateBody>(&body, true)?.message)?;
     let job = state
-        .db(move |s| s.store.create_job(message.as_deref(), now_micros()))
+        .db
+        .run(move |store| store.create_job(message.as_deref(), now_micros()))
         .await?;
     let location = format!("/api/{}/async_status/{}", version.0, job.id);
     let alert = Alert::success(format!(
@@ -286,17 +305,16 @@ pub async fn update(
     auth.require(&[Permission::ASYNC_STATUS_UPDATE])?;
     let id = parse_id(&id)?;
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
-    let body = json_object(&body, false)?;
-    let status = string_field(&body, "status")?
-        .ok_or_else(|| ApiError::bad_request("'status' is required"))?;
-    let status =
-        JobStatus::from_str(status).map_err(|e| ApiError::bad_request(format!("'status': {e}")))?;
+    let body: UpdateBody = json_body(&body, false)?;
     let update = JobUpdate {
-        status,
-        message: message_field(&body)?,
+        status: body
+            .status
+            .ok_or_else(|| ApiError::bad_request("'status' is required"))?,
+        message: checked_message(body.message)?,
     };
     let outcome = state
-        .db(move |s| s.store.update_job(id, &update, now_micros()))
+        .db
+        .run(move |store| store.update_job(id, &update, now_micros()))
         .await?;
     match outcome {
         UpdateOutcome::Updated(job) => {
@@ -327,12 +345,133 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_DELETE])?;
     let id = parse_id(&id)?;
-    if state.db(move |s| s.store.delete_job(id)).await? {
+    if state.db.run(move |store| store.delete_job(id)).await? {
         Ok(json(
             StatusCode::OK,
             &Envelope::alert(Alert::success(format!("Async job {id} deleted."))),
         ))
     } else {
         Err(ApiError::not_found(NOT_FOUND))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use asyncstatus_domain::{OrderBy, SortOrder};
+
+    use super::*;
+
+    fn parse(q: &[(&str, &str)]) -> Result<ListQuery, String> {
+        let query_string = serde_urlencoded::to_string(q).map_err(|e| e.to_string())?;
+        list_query(&query_string).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_list_everything_by_id() {
+        assert_eq!(parse(&[]), Ok(ListQuery::default()));
+        assert_eq!(parse(&[("unknown", "x")]), Ok(ListQuery::default()));
+        assert_eq!(
+            parse(&[("unknown", "x"), ("unknown", "y")]),
+            Ok(ListQuery::default())
+        );
+    }
+
+    #[test]
+    fn filters_order_and_paging() {
+        let q = parse(&[
+            ("status", "FAILED"),
+            ("id", "3"),
+            ("orderby", "end_time"),
+            ("sortOrder", "desc"),
+            ("limit", "10"),
+            ("page", "3"),
+        ]);
+        assert_eq!(
+            q,
+            Ok(ListQuery {
+                status: Some(JobStatus::Failed),
+                id: Some(3),
+                order_by: OrderBy::EndTime,
+                sort_order: SortOrder::Desc,
+                limit: Some(10),
+                offset: 20,
+            })
+        );
+        let q = parse(&[("limit", "5"), ("offset", "7"), ("page", "9")]);
+        assert_eq!(q.map(|q| q.offset), Ok(7), "offset wins over page");
+        assert_eq!(parse(&[("limit", "-1")]).map(|q| q.limit), Ok(None));
+        assert_eq!(parse(&[("id", "+007")]).map(|q| q.id), Ok(Some(7)));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("status", "DONE")], "'status'"),
+            (&[("id", "x")], "'id'"),
+            (&[("orderby", "message")], "'orderby'"),
+            (&[("sortOrder", "up")], "'sortOrder'"),
+            (&[("limit", "0")], "'limit'"),
+            (&[("limit", "ten")], "'limit'"),
+            (&[("limit", "-2")], "'limit'"),
+            (&[("limit", "5"), ("offset", "-1")], "'offset'"),
+            (&[("offset", "5")], "'offset'"),
+            (&[("page", "2")], "'page'"),
+            (&[("limit", "5"), ("page", "0")], "'page'"),
+            (&[("limit", "2"), ("page", "9223372036854775807")], "'page'"),
+            (&[("id", "1"), ("id", "2")], "'id'"),
+        ];
+        for (params, name) in cases {
+            let err = parse(params).err().unwrap_or_default();
+            assert!(
+                err.starts_with("400 query parameter"),
+                "{params:?} gave {err:?}"
+            );
+            assert!(err.contains(name), "{params:?} gave {err:?}");
+        }
+        assert_eq!(
+            parse(&[("id", "1"), ("id", "2")]).err().as_deref(),
+            Some("400 query parameter 'id' must be given at most once")
+        );
+        assert_eq!(
+            parse(&[("sortOrder", "up")]).err().as_deref(),
+            Some("400 query parameter 'sortOrder' must be 'asc' or 'desc'")
+        );
+    }
+
+    #[test]
+    fn bodies_keep_their_texts() {
+        let update = |body: &str| {
+            json_body::<UpdateBody>(body.as_bytes(), false)
+                .map(|b| b.status)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            update(r#"{"status":"FAILED","x":[1]}"#),
+            Ok(Some(JobStatus::Failed))
+        );
+        for (body, text) in [
+            (r#"{"status":"PENDING","status":"FAILED"}"#, "400 key 'status' is given more than once"),
+            (r#"{"status":2}"#, "400 'status' must be a string"),
+            (r#"{"message":{}}"#, "400 'message' must be a string"),
+            (
+                r#"{"status":"failed"}"#,
+                "400 'status': 'failed' is not a job status; expected one of PENDING, SUCCEEDED, FAILED",
+            ),
+            (r#"{"status":{"PENDING":null}}"#, "400 'status' must be a string"),
+            ("[]", "400 request body must be a JSON object"),
+            (r#"["FAILED"]"#, "400 request body must be a JSON object"),
+            ("null", "400 request body must be a JSON object"),
+        ] {
+            assert_eq!(update(body).err().as_deref(), Some(text), "{body}");
+        }
+        for body in ["", "{", r#"{"status":"FAILED"} x"#, "[[[", "u=a&p=b"] {
+            let err = update(body).err().unwrap_or_default();
+            assert!(
+                err.starts_with("400 request body is not valid JSON: "),
+                "{body}: {err}"
+            );
+        }
+        let create = json_body::<CreateBody>(b" \n", true).map(|b| b.message);
+        assert_eq!(create.map_err(|e| e.to_string()), Ok(None));
     }
 }

@@ -67,9 +67,7 @@ async fn version_not_implemented() -> Result<HttpResponse, ApiError> {
 
 /// Every route of the service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
-        ApiError::bad_request(format!("malformed path parameter: {err}")).into()
-    }));
+    cfg.app_data(web::PathConfig::default().error_handler(error::path_error));
     for version in API_VERSIONS {
         cfg.service(
             web::scope(&format!("/api/{version}"))
@@ -168,25 +166,6 @@ async fn session_and_log(
     Ok(res)
 }
 
-/// actix's gzip middleware answers an `Accept-Encoding` that refuses every coding it has
-/// (`identity;q=0`, say) with a plain-text 406; give it our alert instead.
-async fn not_acceptable_as_alert(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let res = next.call(req).await?;
-    if res.status() != actix_web::http::StatusCode::NOT_ACCEPTABLE {
-        return Ok(res.map_into_left_body());
-    }
-    let alert = ApiError::new(
-        actix_web::http::StatusCode::NOT_ACCEPTABLE,
-        "Accept-Encoding refuses every encoding this server can send (gzip, identity)",
-    );
-    let (req, _) = res.into_parts();
-    let answer = actix_web::ResponseError::error_response(&alert);
-    Ok(ServiceResponse::new(req, answer).map_into_right_body())
-}
-
 /// The application with its middleware; `state` is shared by every worker.
 pub fn app(
     state: web::Data<AppState>,
@@ -205,7 +184,7 @@ pub fn app(
         .app_data(state)
         .wrap(actix_web::middleware::from_fn(cors::cors))
         .wrap(Compress::default())
-        .wrap(actix_web::middleware::from_fn(not_acceptable_as_alert))
+        .wrap(error::framework_errors())
         .wrap(
             DefaultHeaders::new()
                 .add((

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::http::error::ApiError;
 use crate::http::response::json as json_response;
-use crate::state::{AppState, Database};
+use crate::state::AppState;
 
 /// `GET /api/{v}/ping` → `{"ping":"pong"}`.
 pub async fn ping() -> HttpResponse {
@@ -23,7 +23,7 @@ pub async fn healthz() -> HttpResponse {
 /// otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     // Reading the migrations table also proves the database answers.
-    let check = state.db(|s| s.store.pending_migrations()).await;
+    let check = state.db.run(|store| store.pending_migrations()).await;
     match check {
         Ok(pending) if pending.is_empty() => {
             json_response(StatusCode::OK, &json!({"status": "ready"}))
@@ -54,9 +54,13 @@ pub async fn openapi() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format, no auth (serve it on a network you trust).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let jobs = state.db(|s| s.store.count_jobs_by_status()).await.ok();
+    let jobs = state
+        .db
+        .run(|store| store.count_jobs_by_status())
+        .await
+        .ok();
     let text = state.metrics.render(
-        state.store.pool_state(),
+        state.db.store().pool_state(),
         jobs.as_deref(),
         state.waiters.len(),
     );

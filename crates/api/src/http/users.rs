@@ -3,14 +3,15 @@
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::db::blocking;
 use crate::http::error::ApiError;
 use crate::http::extract::{
-    json_object, read_body, string_field, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
+    json_body, read_body, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
 };
 use crate::http::response::{json, json_with, Alert, Envelope};
-use crate::state::{blocking, AppState, Database};
+use crate::state::AppState;
 
 /// The `access_token` cookie for `token`, living `max_age`.
 pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> Cookie<'static> {
@@ -30,6 +31,13 @@ pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> C
 /// `server.max_body_bytes` per connection.
 pub const LOGIN_MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The body of `POST user/login` (no `Debug`: it holds a password).
+#[derive(Default, Deserialize)]
+struct LoginBody {
+    u: Option<String>,
+    p: Option<String>,
+}
+
 /// `POST user/login` with `{"u": …, "p": …}`.
 pub async fn login(
     state: web::Data<AppState>,
@@ -40,9 +48,9 @@ pub async fn login(
     crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
     let limit = LOGIN_MAX_BODY_BYTES.min(state.settings.server.max_body_bytes);
     let body = read_body(&req, payload, limit).await?;
-    let body = json_object(&body, false)?;
-    let username = string_field(&body, "u")?.unwrap_or_default().to_owned();
-    let password = string_field(&body, "p")?.unwrap_or_default().to_owned();
+    let body: LoginBody = json_body(&body, false)?;
+    let username = body.u.unwrap_or_default();
+    let password = body.p.unwrap_or_default();
     if username.is_empty() || password.is_empty() {
         return Err(asyncstatus_auth::AuthError::MissingCredentials.into());
     }
@@ -61,11 +69,11 @@ pub async fn login(
             tracing::warn!("login queue full (auth.login_queue); answering 503");
             ApiError::busy("too many logins are waiting (auth.login_queue); try again shortly")
         })?;
-    let worker = state.clone();
+    let auth = state.auth.clone();
     let session = blocking(move || {
         // Held until the derivation ends, even if the client has gone.
         let _slot = slot;
-        worker.auth.login(&username, &password, addr)
+        auth.login(&username, &password, addr)
     })
     .await?;
     req.extensions_mut()
@@ -89,7 +97,8 @@ pub async fn logout(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth.claims.clone();
-    state.db(move |s| s.auth.logout(&claims)).await?;
+    let auth = state.auth.clone();
+    state.db.run(move |_| auth.logout(&claims)).await?;
     req.extensions_mut().remove::<RefreshedToken>();
     let mut expired = token_cookie(
         String::new(),

@@ -375,7 +375,7 @@ async fn a_hung_up_requests_database_work_keeps_its_slot_until_it_ends(backend: 
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     within(Duration::from_secs(5), "the list took the slot", || async {
-        app.state.db_slots.available_permits() == 0
+        app.state.db.available_permits() == 0
     })
     .await;
     drop(stream);
@@ -383,16 +383,12 @@ async fn a_hung_up_requests_database_work_keeps_its_slot_until_it_ends(backend: 
     // slot stays taken, so hung-up requests cannot start more work than the pool serves.
     let watched = Instant::now();
     while watched.elapsed() < Duration::from_millis(300) {
-        assert_eq!(
-            app.state.db_slots.available_permits(),
-            0,
-            "slot freed early"
-        );
+        assert_eq!(app.state.db.available_permits(), 0, "slot freed early");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(guard);
     within(Duration::from_secs(10), "the slot back", || async {
-        app.state.db_slots.available_permits() == 1
+        app.state.db.available_permits() == 1
     })
     .await;
 }

@@ -114,7 +114,7 @@ impl TestApp {
             .expect("application builds");
         let port = app.port();
         let state = app.state();
-        let store = state.store.clone();
+        let store = state.db.store().clone();
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
