@@ -4,6 +4,8 @@ VENV    := target/pyvenv
 PYTHON  := $(VENV)/bin/python
 # The Traffic Ops Python client the compatibility test drives.
 TO_CLIENT := apache-trafficcontrol==3.1.0
+# Compose v2 (`docker compose`) when the Docker CLI has it, else the standalone docker-compose.
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: run test lint fmt build release bench soak fuzz check-deploy up down clean help
 
@@ -41,14 +43,14 @@ bench-waiters: ## 2000 concurrent long-poll waiters: RSS and CPU while they wait
 fuzz: ## Schemathesis against the debug build on a temporary SQLite database, per docs/openapi.json (~2 min; reports in target/fuzz)
 	scripts/fuzz
 
-check-deploy: ## Validate docker-compose.yml (Compose spec schema) and the Dockerfile against the code
+check-deploy: ## Validate docker-compose.yml, docker-compose.prod.yml (docker-compose config, Compose schema) and the Dockerfile against the code
 	scripts/check-deploy
 
-up: ## docker-compose up: PostgreSQL and the api (needs a Docker engine; ASYNCSTATUS_AUTH_SECRET is optional)
-	docker-compose up --build -d
+up: ## Local development in Docker: PostgreSQL and the api on 127.0.0.1:8080, nothing to set (needs a Docker engine)
+	$(COMPOSE) up --build -d
 
-down: ## docker-compose down (the database volume is kept)
-	docker-compose down
+down: ## Stop what `make up` started (the database volume is kept)
+	$(COMPOSE) down
 
 clean: ## Remove build output and the local SQLite data
 	$(CARGO) clean

@@ -1,7 +1,9 @@
-//! The command line: `serve` (the default), `migrate`, and user and role administration.
+//! The command line: `serve` (the default), `migrate`, `config`, `healthcheck`, and user and
+//! role administration.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -10,7 +12,7 @@ use asyncstatus_auth::password::hash_password;
 use asyncstatus_domain::{validate_role_name, validate_username, Permission};
 use asyncstatus_persistence::{now_micros, Store, StoreError};
 
-use crate::settings::{Settings, Sources};
+use crate::settings::{ServerSettings, Settings, Sources};
 use crate::startup::{open_store, Application};
 
 #[derive(Debug, Parser)]
@@ -43,6 +45,15 @@ pub enum Command {
     /// Check the configuration and print the settings in effect (secrets hidden), without
     /// touching the database.
     Config,
+    /// Probe the running service, for container health checks: GET /healthz where `serve`
+    /// listens (server.host and server.port; 127.0.0.1 for 0.0.0.0 and ::1 for ::; https when
+    /// server.tls_cert is set, the certificate not verified since the probe is local). Exits 0
+    /// on a 2xx answer, 1 otherwise. Does not touch the database.
+    Healthcheck {
+        /// The longest to wait for the answer, connecting included (e.g. 500ms, 2s).
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -111,6 +122,7 @@ pub fn run() -> anyhow::Result<()> {
             say!("{settings:#?}");
             Ok(())
         }
+        Command::Healthcheck { timeout } => healthcheck(&settings.server, timeout),
         Command::Migrate => {
             open_store(&settings)?;
             println!("database {} is up to date", display_url(&settings));
@@ -165,6 +177,49 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         app.run_until_stopped().await.context("serving")
     })
+}
+
+/// Where a client on this host reaches the service's `/healthz`.
+fn healthz_url(server: &ServerSettings) -> String {
+    let host = match server.host.as_str() {
+        "0.0.0.0" => "127.0.0.1".to_owned(),
+        "::" => "[::1]".to_owned(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_owned(),
+    };
+    let scheme = if server.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}:{}/healthz", server.port)
+}
+
+/// `healthcheck`: one GET of `/healthz`; an error (exit status 1) unless it answers 2xx in time.
+fn healthcheck(server: &ServerSettings, timeout: Duration) -> anyhow::Result<()> {
+    let url = healthz_url(server);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        // The probe runs beside the service and talks to its own certificate, which names the
+        // public host rather than the loopback address: verifying it would prove nothing here.
+        .danger_accept_invalid_certs(true)
+        .build()
+        .context("building the HTTP client")?;
+    let status = actix_web::rt::System::new()
+        .block_on(async { client.get(&url).send().await })
+        .with_context(|| {
+            format!(
+                "GET {url} (timeout {})",
+                humantime::format_duration(timeout)
+            )
+        })?
+        .status();
+    if !status.is_success() {
+        bail!("GET {url} answered {status}");
+    }
+    say!("GET {url}: {status}");
+    Ok(())
 }
 
 /// Names the unknown thing in words a CLI user can act on.

@@ -486,6 +486,7 @@ fn help_explains_every_command() {
     for word in [
         "serve",
         "migrate",
+        "healthcheck",
         "user",
         "role",
         "--config",
@@ -502,10 +503,114 @@ fn help_explains_every_command() {
         add.contains("--password-stdin") && add.contains("--role"),
         "{add}"
     );
+    let probe = help(&["healthcheck", "--help"]);
+    assert!(
+        probe.contains("/healthz") && probe.contains("--timeout"),
+        "{probe}"
+    );
     let role = help(&["role", "--help"]);
     for word in ["add", "grant", "revoke", "list"] {
         assert!(role.contains(word), "role --help lacks {word}:\n{role}");
     }
+}
+
+/// `healthcheck` against `port` with `env`: (exit code, stdout, stderr).
+fn probe(port: u16, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let out = command(None)
+        .arg("healthcheck")
+        .args(args)
+        .env("ASYNCSTATUS__SERVER__PORT", port.to_string())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `healthcheck` GETs /healthz where the configuration says the service listens (over HTTP,
+/// through the any-address host, over HTTPS with the service's own certificate) and exits 0;
+/// it exits 1 when nothing listens, the answer is not 2xx, or none comes within --timeout.
+#[actix_web::test]
+async fn healthcheck_probes_the_configured_address_and_exits_0_or_1() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let (dir, cert, key) = crate::ops::self_signed();
+    let (c, k) = (cert.clone(), key.clone());
+    let tls = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.server.tls_cert = Some(c);
+        s.server.tls_key = Some(k);
+    })
+    .await
+    .unwrap();
+    let (port, tls_port) = (app.port, tls.port);
+    actix_web::rt::task::spawn_blocking(move || {
+        let (code, stdout, stderr) = probe(port, &[], &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let url = format!("GET http://127.0.0.1:{port}/healthz: 200 OK");
+        assert!(stdout.contains(&url), "{stdout}");
+        let (code, stdout, stderr) = probe(port, &[("ASYNCSTATUS__SERVER__HOST", "0.0.0.0")], &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stdout.contains(&url),
+            "0.0.0.0 is probed on 127.0.0.1: {stdout}"
+        );
+
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let with_tls = [
+            ("ASYNCSTATUS__SERVER__TLS_CERT", cert),
+            ("ASYNCSTATUS__SERVER__TLS_KEY", key),
+        ];
+        let (code, stdout, stderr) = probe(tls_port, &with_tls, &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stdout.contains(&format!("GET https://127.0.0.1:{tls_port}/healthz: 200 OK")),
+            "{stdout}"
+        );
+        let (code, _, _) = probe(tls_port, &[], &[]);
+        assert_eq!(code, Some(1), "plain HTTP to the TLS port fails");
+
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free_port = free.local_addr().unwrap().port();
+        drop(free);
+        let (code, _, stderr) = probe(free_port, &[], &[]);
+        assert_eq!(code, Some(1), "nothing listens");
+        assert!(
+            stderr.contains(&format!("GET http://127.0.0.1:{free_port}/healthz")),
+            "{stderr}"
+        );
+
+        // A listener that answers 503 once, then one that never answers.
+        let failing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let failing_port = failing.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut conn, _) = failing.accept().unwrap();
+            let mut request = [0; 1024];
+            let _ = std::io::Read::read(&mut conn, &mut request);
+            let _ =
+                conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+        });
+        let (code, _, stderr) = probe(failing_port, &[], &[]);
+        assert_eq!(code, Some(1), "503 is unhealthy");
+        assert!(stderr.contains("answered 503"), "{stderr}");
+
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        let (code, _, stderr) = probe(silent_port, &[], &["--timeout", "300ms"]);
+        assert_eq!(code, Some(1), "no answer in time");
+        assert!(stderr.contains("timeout 300ms"), "{stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(silent);
+    })
+    .await
+    .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 crate::both_backends!(

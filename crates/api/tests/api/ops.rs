@@ -191,7 +191,7 @@ async fn cors_headers_only_for_allowed_origins(backend: Backend) {
 }
 
 /// A self-signed certificate for 127.0.0.1 in a temporary folder: (dir, cert, key).
-fn self_signed() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn self_signed() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let dir = std::env::temp_dir().join(format!(
