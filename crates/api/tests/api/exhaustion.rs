@@ -139,20 +139,25 @@ where
     }
 }
 
+/// [`serve_with_files`] off the async workers, with room for one user's flood of waiters.
+async fn serve_for_floods(url: String, files: u32) -> Child {
+    actix_web::rt::task::spawn_blocking(move || {
+        serve_with_files(
+            &url,
+            files,
+            &[("ASYNCSTATUS__JOBS__MAX_WAITERS_PER_USER", "1000")],
+        )
+    })
+    .await
+    .unwrap()
+}
+
 async fn hung_up_long_polls_release_their_fds_within_a_second(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
     };
     let url = db.url_string();
-    let served = actix_web::rt::task::spawn_blocking(move || {
-        serve_with_files(
-            &url,
-            4096,
-            &[("ASYNCSTATUS__JOBS__MAX_WAITERS_PER_USER", "1000")],
-        )
-    })
-    .await
-    .unwrap();
+    let served = serve_for_floods(url, 4096).await;
     let pid = served.child.id();
     let (token, id) = admin_token_and_job(&served.base).await;
     let metrics = reqwest::Client::new();
@@ -200,15 +205,7 @@ async fn healthz_answers_within_a_second_during_a_flood_of_hung_up_long_polls(ba
     let url = db.url_string();
     // A low soft limit, as on many hosts: the service raises it toward the hard limit, and
     // releases each hung-up connection, so it never runs out.
-    let served = actix_web::rt::task::spawn_blocking(move || {
-        serve_with_files(
-            &url,
-            256,
-            &[("ASYNCSTATUS__JOBS__MAX_WAITERS_PER_USER", "1000")],
-        )
-    })
-    .await
-    .unwrap();
+    let served = serve_for_floods(url, 256).await;
     let pid = served.child.id();
     let (soft, hard) = open_file_limits(pid);
     assert!(
