@@ -7,7 +7,7 @@ TO_CLIENT := apache-trafficcontrol==3.1.0
 # Compose v2 (`docker compose`) when the Docker CLI has it, else the standalone docker-compose.
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: run test lint fmt build release bench soak fuzz check-deploy up down clean help
+.PHONY: run test lint fmt build release bench bench-scale soak fuzz check-deploy up down clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ release: ## Release build of the binary (target/release/asyncstatus-api)
 
 bench: ## Release build, then load on SQLite and a throwaway PostgreSQL vs their ceilings (~4 min; table in target/bench/last.txt)
 	scripts/bench
+
+bench-scale: ## Release build, then 10 M jobs on a throwaway PostgreSQL and 1 M on SQLite: list/metrics latency, deep pages, throughput vs an empty table, counters' cost, sweeps (~20 min; SCALE_JOBS; table in target/bench/scale.txt)
+	scripts/bench-scale
 
 soak: ## Release build, then 10 minutes of mixed load on PostgreSQL (SOAK_BACKEND=sqlite, SOAK_DURATION=s): RSS, CPU, p99, errors every 30 s (table in target/soak/last.txt)
 	scripts/soak

@@ -4,13 +4,16 @@
 --       GET /api/4.0/async_status/{random id in 1..max-id} with Authorization: Bearer <token>
 --   wrk ... -s scripts/bench.lua URL -- ping
 --       GET /api/4.0/ping, no headers beyond wrk's own (the framework's ceiling)
+--   wrk ... -s scripts/bench.lua URL -- create <bearer-token>
+--       POST /api/4.0/async_status {"message":"bench"} with Authorization: Bearer <token>
+--       (a producer starting jobs; scripts/bench-scale)
 --
 -- Both modes go through request() so that wrk's per-request Lua cost is the same in each.
 -- done() prints one machine-readable line, "BENCH_RESULT key=value ...", that scripts/bench
 -- parses: wrk's status error count is every response with a status above 399 (what its
 -- summary calls "Non-2xx or 3xx responses"); latencies are in microseconds.
 
-local mode, max_id, ping_request
+local mode, max_id, ping_request, create_request
 
 function init(args)
   mode = args[1] or "ping"
@@ -20,6 +23,11 @@ function init(args)
     math.randomseed(os.time())
   elseif mode == "ping" then
     ping_request = wrk.format("GET", "/api/4.0/ping")
+  elseif mode == "create" then
+    create_request = wrk.format("POST", "/api/4.0/async_status", {
+      ["Authorization"] = "Bearer " .. (args[2] or error("bench.lua: create mode needs <token>")),
+      ["Content-Type"] = "application/json",
+    }, '{"message":"bench"}')
   else
     error("bench.lua: unknown mode " .. tostring(mode))
   end
@@ -28,6 +36,8 @@ end
 function request()
   if mode == "job" then
     return wrk.format("GET", "/api/4.0/async_status/" .. math.random(1, max_id))
+  elseif mode == "create" then
+    return create_request
   end
   return ping_request
 end
