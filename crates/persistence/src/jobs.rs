@@ -5,8 +5,9 @@ use asyncstatus_domain::{AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::pool::MultiBackend;
+use crate::pool::{DbConn, MultiBackend};
 use crate::schema::async_status::dsl::*;
+use crate::schema::job_count;
 use crate::time::UtcTime;
 use crate::{Change, Store, StoreError};
 
@@ -101,6 +102,26 @@ fn filtered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'stati
     q
 }
 
+/// How many jobs a list query selects: the sum of the `job_count` shards of its status (or of
+/// all), which the triggers keep exact in each change's transaction, so the count costs the
+/// same at any history; a query by `id` counts its at most one row.
+fn count_selected(conn: &mut DbConn, query: &ListQuery) -> Result<i64, StoreError> {
+    if query.id.is_some() {
+        return filtered(query)
+            .count()
+            .get_result(conn)
+            .map_err(StoreError::query("counting async statuses"));
+    }
+    let mut shards = job_count::table.select(job_count::n).into_boxed();
+    if let Some(wanted) = query.status {
+        shards = shards.filter(job_count::status.eq(wanted.as_str()));
+    }
+    let counts: Vec<i64> = shards
+        .load(conn)
+        .map_err(StoreError::query("counting async statuses"))?;
+    Ok(counts.iter().sum())
+}
+
 /// [`filtered`] in the list query's order.
 fn ordered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'static, MultiBackend> {
     let q = filtered(query);
@@ -161,10 +182,7 @@ impl Store {
     /// The jobs a list query selects, and how many it selects before paging.
     pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
         let (rows, total) = self.read(|conn| {
-            let total: i64 = filtered(query)
-                .count()
-                .get_result(conn)
-                .map_err(StoreError::query("counting async statuses"))?;
+            let total = count_selected(conn, query)?;
             let mut q = ordered(query);
             if let Some(limit) = query.limit {
                 q = q.limit(limit).offset(query.offset);
@@ -191,10 +209,7 @@ impl Store {
         // cannot make the page larger than measured.
         self.read(|conn| {
             conn.snapshot_read(|conn| {
-                let total: i64 = filtered(query)
-                    .count()
-                    .get_result(conn)
-                    .map_err(StoreError::query("counting async statuses"))?;
+                let total = count_selected(conn, query)?;
                 let lengths: Vec<Option<i32>> = ordered(query)
                     .select(octet_length(message))
                     .limit(limit)
@@ -374,12 +389,12 @@ impl Store {
         })
     }
 
-    /// How many jobs there are in each status (statuses with none are listed with 0).
+    /// How many jobs there are in each status (statuses with none are listed with 0), from the
+    /// `job_count` shards.
     pub fn count_jobs_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
         let rows: Vec<(String, i64)> = self.read(|conn| {
-            async_status
-                .group_by(status)
-                .select((status, diesel::dsl::count_star()))
+            job_count::table
+                .select((job_count::status, job_count::n))
                 .load(conn)
                 .map_err(StoreError::query("counting async statuses"))
         })?;
@@ -388,8 +403,9 @@ impl Store {
             .map(|s| {
                 let n = rows
                     .iter()
-                    .find(|(name, _)| name == s.as_str())
-                    .map_or(0, |(_, n)| *n);
+                    .filter(|(name, _)| name == s.as_str())
+                    .map(|(_, n)| n)
+                    .sum();
                 (s, n)
             })
             .collect())

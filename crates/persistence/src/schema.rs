@@ -74,6 +74,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Jobs by status, in shards (PostgreSQL 16 per status, SQLite 1), kept by triggers on
+    /// `async_status`: a status's count is the sum of its rows.
+    job_count (status, shard) {
+        status -> Text,
+        shard -> Integer,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(tm_user -> role (role));
 diesel::joinable!(role_capability -> role (role_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -82,5 +92,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_capability,
     tm_user,
     revoked_session,
-    signing_secret
+    signing_secret,
+    job_count
 );

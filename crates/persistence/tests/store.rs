@@ -242,3 +242,88 @@ fn sqlite_names_conflict_and_unknown_roles_are_not_found() {
 fn postgres_names_conflict_and_unknown_roles_are_not_found() {
     names_conflict_and_unknown_roles_are_not_found(Backend::Postgres);
 }
+
+/// The counts of `summary.count` and `/metrics` come from the `job_count` shards the triggers
+/// keep: after creates, heartbeats, finishes, a delete, the stale sweep and the purge they
+/// equal what counting the table gives.
+fn counts_stay_exact_through_every_change(backend: Backend) {
+    use asyncstatus_domain::{JobStatus, JobUpdate, ListQuery};
+    let Some((_db, store)) = migrated(backend) else {
+        return;
+    };
+    let t0 = now_micros();
+    let ids: Vec<i64> = (0..12)
+        .map(|i| store.create_job(Some(&format!("job {i}")), t0).unwrap().id)
+        .collect();
+    let update = |id: i64, status: JobStatus| {
+        store
+            .update_job(
+                id,
+                &JobUpdate {
+                    status,
+                    message: None,
+                },
+                now_micros(),
+            )
+            .unwrap();
+    };
+    update(ids[0], JobStatus::Pending); // a heartbeat changes no count
+    for id in &ids[1..5] {
+        update(*id, JobStatus::Succeeded);
+    }
+    for id in &ids[5..8] {
+        update(*id, JobStatus::Failed);
+    }
+    assert!(store.delete_job(ids[1]).unwrap());
+    let counted = |store: &Store| -> Vec<(JobStatus, i64)> {
+        let (jobs, total) = store.list_jobs(&ListQuery::default()).unwrap();
+        assert_eq!(total, jobs.len() as i64, "summary.count of every job");
+        JobStatus::ALL
+            .into_iter()
+            .map(|s| (s, jobs.iter().filter(|j| j.status == s).count() as i64))
+            .collect()
+    };
+    let want = counted(&store);
+    assert_eq!(
+        want,
+        vec![
+            (JobStatus::Pending, 5),
+            (JobStatus::Succeeded, 3),
+            (JobStatus::Failed, 3)
+        ]
+    );
+    assert_eq!(store.count_jobs_by_status().unwrap(), want);
+    for (s, n) in &want {
+        let query = ListQuery {
+            status: Some(*s),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            store.list_jobs(&query).unwrap().1,
+            *n,
+            "summary.count of {s:?}"
+        );
+    }
+    // The sweep fails the five pending jobs, the purge then deletes every finished one.
+    let later = now_micros() + chrono::Duration::hours(1);
+    assert_eq!(store.fail_stale_jobs(later, later).unwrap(), 5);
+    assert_eq!(
+        store
+            .purge_finished_jobs(later + chrono::Duration::hours(1))
+            .unwrap(),
+        11
+    );
+    let want = counted(&store);
+    assert!(want.iter().all(|(_, n)| *n == 0), "{want:?}");
+    assert_eq!(store.count_jobs_by_status().unwrap(), want);
+}
+
+#[test]
+fn sqlite_counts_stay_exact_through_every_change() {
+    counts_stay_exact_through_every_change(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_counts_stay_exact_through_every_change() {
+    counts_stay_exact_through_every_change(Backend::Postgres);
+}

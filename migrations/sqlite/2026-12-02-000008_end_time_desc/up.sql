@@ -1,0 +1,2 @@
+-- Serves a documented list order without sorting the table.
+CREATE INDEX IF NOT EXISTS async_status_end_time_desc_idx ON async_status ((end_time IS NULL), end_time DESC, id DESC);
