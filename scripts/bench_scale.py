@@ -172,9 +172,6 @@ COMMIT;
         verb = "ENABLE" if enabled else "DISABLE"
         self.sql("".join(f"ALTER TABLE async_status {verb} TRIGGER {t};\n" for t in names))
 
-    def close(self):
-        pass
-
 
 class Sqlite:
     backend = "sqlite"
@@ -251,9 +248,6 @@ class Sqlite:
                         con.execute(f'DROP TRIGGER "{name}"')
         finally:
             con.close()
-
-    def close(self):
-        pass
 
 
 # --- the service ------------------------------------------------------------------------------

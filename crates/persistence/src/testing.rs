@@ -111,6 +111,41 @@ impl TestDatabase {
         &self.url
     }
 
+    /// A store on this database with a small pool of its own (each call opens a new pool,
+    /// which sees the schema as it is now).
+    pub fn open_store(&self) -> crate::Store {
+        crate::Store::open(
+            &self.url,
+            &crate::PoolOptions {
+                size: 2,
+                checkout_timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .expect("opening a store on the test database")
+    }
+
+    /// [`TestDatabase::open_store`], migrated.
+    pub fn migrated_store(&self) -> crate::Store {
+        let store = self.open_store();
+        store.run_migrations().expect("migrating the test database");
+        store
+    }
+
+    /// Runs SQL on a connection of its own, outside the store (seeding, dropping an index).
+    pub fn execute_sql(&self, sql: &str) {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .expect("connecting to the test database")
+                .batch_execute(sql),
+            DatabaseUrl::Sqlite(path) => {
+                diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("opening the test database")
+                    .batch_execute(sql)
+            }
+        }
+        .unwrap_or_else(|e| panic!("running {sql:.200}: {e}"));
+    }
+
     /// The URL as text, for settings and the CLI.
     pub fn url_string(&self) -> String {
         match &self.url {

@@ -4,13 +4,9 @@
 //! `orderby` x `sortOrder` has no sequential scan of `async_status` and no sort of its rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use asyncstatus_domain::{JobStatus, ListQuery, OrderBy, SortOrder};
 use asyncstatus_persistence::testing::TestDatabase;
-use asyncstatus_persistence::{Backend, PoolOptions, Store};
-use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection, SqliteConnection};
+use asyncstatus_persistence::Backend;
 
 const JOBS: u32 = 150_000;
 
@@ -18,62 +14,26 @@ fn seed(db: &TestDatabase) {
     let status = "CASE WHEN n % 1000 = 0 THEN 'PENDING' WHEN n % 10 = 3 THEN 'FAILED' \
                   ELSE 'SUCCEEDED' END";
     match db.url().backend() {
-        Backend::Postgres => {
-            let mut conn = PgConnection::establish(&db.url_string()).unwrap();
-            conn.batch_execute(&format!(
-                "INSERT INTO async_status (id, status, message, start_time, end_time, last_updated)
+        Backend::Postgres => db.execute_sql(&format!(
+            "INSERT INTO async_status (id, status, message, start_time, end_time, last_updated)
                  SELECT n, s, 'job ' || n, t, CASE WHEN s = 'PENDING' THEN NULL ELSE t END, t
                  FROM (SELECT n, {status} AS s,
                               now() - make_interval(secs => {JOBS} - n) AS t
                        FROM generate_series(1, {JOBS}) AS n) AS x;
                  ANALYZE async_status;"
-            ))
-            .unwrap();
-        }
+        )),
         Backend::Sqlite => {
-            let path = db.url_string();
-            let mut conn =
-                SqliteConnection::establish(path.trim_start_matches("sqlite://")).unwrap();
             let t = format!(
                 "strftime('%Y-%m-%dT%H:%M:%f', 'now', '-' || ({JOBS} - n) || ' seconds') || '000Z'"
             );
-            conn.batch_execute(&format!(
+            db.execute_sql(&format!(
                 "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {JOBS})
                  INSERT INTO async_status (id, status, message, start_time, end_time, last_updated)
                  SELECT n, {status}, 'job ' || n, {t},
                         CASE WHEN {status} = 'PENDING' THEN NULL ELSE {t} END, {t}
                  FROM g;
                  ANALYZE;"
-            ))
-            .unwrap();
-        }
-    }
-}
-
-/// A store with connections of its own (a new pool sees the schema as it is now).
-fn open(db: &TestDatabase) -> Store {
-    Store::open(
-        db.url(),
-        &PoolOptions {
-            size: 2,
-            checkout_timeout: Duration::from_secs(5),
-        },
-    )
-    .unwrap()
-}
-
-fn drop_index(db: &TestDatabase, name: &str) {
-    let sql = format!("DROP INDEX {name}");
-    match db.url().backend() {
-        Backend::Postgres => PgConnection::establish(&db.url_string())
-            .unwrap()
-            .batch_execute(&sql)
-            .unwrap(),
-        Backend::Sqlite => {
-            SqliteConnection::establish(db.url_string().trim_start_matches("sqlite://"))
-                .unwrap()
-                .batch_execute(&sql)
-                .unwrap()
+            ));
         }
     }
 }
@@ -101,8 +61,7 @@ fn every_documented_list_query_uses_an_index(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
     };
-    let store = open(&db);
-    store.run_migrations().unwrap();
+    let store = db.migrated_store();
     seed(&db);
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -143,8 +102,8 @@ fn every_documented_list_query_uses_an_index(backend: Backend) {
         limit: Some(20),
         ..ListQuery::default()
     };
-    drop_index(&db, "async_status_start_time_idx");
-    let plan = open(&db).explain_list(&by_start_time).unwrap();
+    db.execute_sql("DROP INDEX async_status_start_time_idx");
+    let plan = db.open_store().explain_list(&by_start_time).unwrap();
     assert!(!bad_steps(backend, &plan, false).is_empty(), "{plan:#?}");
     let (_, total) = store
         .list_jobs(&ListQuery {

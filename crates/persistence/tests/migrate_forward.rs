@@ -2,11 +2,9 @@
 //! migrates to this release with every job intact and the new counters right, on each backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use asyncstatus_domain::{JobStatus, ListQuery};
 use asyncstatus_persistence::testing::TestDatabase;
-use asyncstatus_persistence::{now_micros, Backend, PoolOptions, Store};
+use asyncstatus_persistence::{now_micros, Backend};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -95,14 +93,7 @@ fn a_previous_release_migrates_forward_with_its_jobs(backend: Backend) {
         return;
     };
     previous_release_with_jobs(&db);
-    let store = Store::open(
-        db.url(),
-        &PoolOptions {
-            size: 2,
-            checkout_timeout: Duration::from_secs(5),
-        },
-    )
-    .unwrap();
+    let store = db.open_store();
     let applied = store.run_migrations().unwrap();
     assert_eq!(
         applied.len(),

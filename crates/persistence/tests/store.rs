@@ -25,8 +25,7 @@ fn open(url: &DatabaseUrl) -> Store {
 /// A migrated store on a fresh database, or `None` when PostgreSQL tests are skipped.
 fn migrated(backend: Backend) -> Option<(TestDatabase, Store)> {
     let db = TestDatabase::new(backend)?;
-    let store = open(db.url());
-    store.run_migrations().unwrap();
+    let store = db.migrated_store();
     Some((db, store))
 }
 
