@@ -1,9 +1,19 @@
 //! The list query of `GET async_status`: filters, ordering and paging as Traffic Ops list
-//! endpoints take them, read into [`ListParams`] and validated into a [`ListQuery`].
+//! endpoints take them, read into [`ListParams`] and validated into a [`ListQuery`], and the
+//! keyset cursor (`cursor`, given back as `summary.next`) that pages at the same cost at any
+//! depth.
+//!
+//! A cursor is the query's filters and order with the sort key of the last job of a page, as
+//! `1|<orderby>|<sortOrder>|<status>|<id>|<time>|<last id>` in URL-safe base64. It is opaque to
+//! clients but not secret: whoever may list may read any page, so a hand-made cursor gains
+//! nothing; it is only checked to be one this service could have made.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::job::JobStatus;
+use crate::job::{AsyncStatus, JobStatus};
 
 /// Column to order by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -37,6 +47,17 @@ pub struct ListParams {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     pub page: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Where a cursor page starts: after the job with this sort key, in the query's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct After {
+    /// The last job's `start_time` (`orderby=start_time`) or `end_time` (`orderby=end_time`;
+    /// `None` for an unfinished job); `None` for `orderby=id`.
+    pub time: Option<DateTime<Utc>>,
+    /// The last job's id.
+    pub id: i64,
 }
 
 /// A validated list query.
@@ -50,6 +71,8 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     /// Rows to skip before the first returned.
     pub offset: i64,
+    /// With a cursor: only the jobs after this one (and `offset` is 0).
+    pub after: Option<After>,
 }
 
 /// A query parameter that cannot be used; the text names it.
@@ -58,7 +81,7 @@ pub struct ListQuery {
 pub struct ListQueryError(pub String);
 
 /// What each list parameter must be.
-const RULES: [(&str, &str); 7] = [
+const RULES: [(&str, &str); 8] = [
     ("status", "one of PENDING, SUCCEEDED, FAILED"),
     ("id", "an integer"),
     ("orderby", "one of id, start_time, end_time"),
@@ -66,6 +89,7 @@ const RULES: [(&str, &str); 7] = [
     ("limit", "a positive integer or -1"),
     ("offset", "a non-negative integer"),
     ("page", "a positive integer"),
+    ("cursor", "the summary.next of an earlier answer"),
 ];
 
 impl ListQueryError {
@@ -124,6 +148,30 @@ impl TryFrom<ListParams> for ListQuery {
                 "query parameter '{name}' requires a positive 'limit'"
             )));
         }
+        if let Some(raw) = &params.cursor {
+            if offset.is_some() || page.is_some() {
+                return Err(ListQueryError(
+                    "query parameter 'cursor' cannot be combined with 'offset' or 'page'".into(),
+                ));
+            }
+            let cursor = Cursor::decode(raw).ok_or_else(|| ListQueryError::invalid("cursor"))?;
+            let given = (params.status, params.id, params.orderby, params.sort_order);
+            let agrees = given.0.is_none_or(|s| Some(s) == cursor.query.status)
+                && given.1.is_none_or(|i| Some(i) == cursor.query.id)
+                && given.2.is_none_or(|o| o == cursor.query.order_by)
+                && given.3.is_none_or(|d| d == cursor.query.sort_order);
+            if !agrees {
+                return Err(ListQueryError(
+                    "query parameter 'cursor' belongs to another query: give the status, id, \
+                     orderby and sortOrder of the answer it came from, or leave them out"
+                        .into(),
+                ));
+            }
+            return Ok(ListQuery {
+                limit,
+                ..cursor.query
+            });
+        }
         let offset = match (offset, page, limit) {
             (Some(offset), _, _) => offset,
             (None, Some(page), Some(limit)) => (page - 1)
@@ -138,7 +186,111 @@ impl TryFrom<ListParams> for ListQuery {
             sort_order: params.sort_order.unwrap_or_default(),
             limit,
             offset,
+            after: None,
         })
+    }
+}
+
+/// 9999-12-31T23:59:59.999999Z, in microseconds since 1970.
+const MAX_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
+
+/// A decoded cursor: the query it continues (without `limit`), its `after` set.
+struct Cursor {
+    query: ListQuery,
+}
+
+impl Cursor {
+    fn decode(raw: &str) -> Option<Cursor> {
+        // Bounds the work on a hostile value; a real cursor is under 100 characters.
+        if raw.len() > 200 {
+            return None;
+        }
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+        let fields: Vec<&str> = text.split('|').collect();
+        let [version, order_by, sort_order, status, id, time, last_id] = fields[..] else {
+            return None;
+        };
+        let order_by = match order_by {
+            "i" => OrderBy::Id,
+            "s" => OrderBy::StartTime,
+            "e" => OrderBy::EndTime,
+            _ => return None,
+        };
+        let sort_order = match sort_order {
+            "a" => SortOrder::Asc,
+            "d" => SortOrder::Desc,
+            _ => return None,
+        };
+        let status = match status {
+            "-" => None,
+            code => Some(
+                JobStatus::ALL
+                    .into_iter()
+                    .find(|s| &s.as_str()[..1] == code)?,
+            ),
+        };
+        let optional = |field: &str| match field {
+            "-" => Some(None),
+            n => parse_int(n).map(Some),
+        };
+        // Job times lie between 1970 and 9999, which every backend stores and compares.
+        let time = match optional(time)? {
+            None => None,
+            Some(micros @ 0..=MAX_CURSOR_MICROS) => Some(DateTime::from_timestamp_micros(micros)?),
+            Some(_) => return None,
+        };
+        let time_fits = match order_by {
+            OrderBy::Id => time.is_none(),
+            OrderBy::StartTime => time.is_some(),
+            OrderBy::EndTime => true,
+        };
+        if version != "1" || !time_fits {
+            return None;
+        }
+        Some(Cursor {
+            query: ListQuery {
+                status,
+                id: optional(id)?,
+                order_by,
+                sort_order,
+                limit: None,
+                offset: 0,
+                after: Some(After {
+                    time,
+                    id: parse_int(last_id)?,
+                }),
+            },
+        })
+    }
+}
+
+impl ListQuery {
+    /// The cursor (`summary.next`) of the page after `last`, the last job of a page of this
+    /// query.
+    pub fn cursor_after(&self, last: &AsyncStatus) -> String {
+        let order_by = match self.order_by {
+            OrderBy::Id => "i",
+            OrderBy::StartTime => "s",
+            OrderBy::EndTime => "e",
+        };
+        let sort_order = match self.sort_order {
+            SortOrder::Asc => "a",
+            SortOrder::Desc => "d",
+        };
+        let status = self.status.map_or("-", |s| &s.as_str()[..1]);
+        let time = match self.order_by {
+            OrderBy::Id => None,
+            OrderBy::StartTime => Some(last.start_time),
+            OrderBy::EndTime => last.end_time,
+        };
+        let optional = |n: Option<i64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let text = format!(
+            "1|{order_by}|{sort_order}|{status}|{}|{}|{}",
+            optional(self.id),
+            optional(time.map(|t| t.timestamp_micros())),
+            last.id
+        );
+        URL_SAFE_NO_PAD.encode(text)
     }
 }
 
@@ -164,6 +316,126 @@ mod tests {
             "+-1",
         ] {
             assert_eq!(parse_int(bad), None, "{bad:?}");
+        }
+    }
+
+    fn job(id: i64, end: Option<i64>) -> AsyncStatus {
+        let at = |micros| DateTime::from_timestamp_micros(micros).unwrap();
+        AsyncStatus {
+            id,
+            status: JobStatus::Failed,
+            message: None,
+            start_time: at(1_700_000_000_123_456),
+            end_time: end.map(at),
+            last_updated: at(1_700_000_000_123_456),
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Result<ListQuery, ListQueryError> {
+        let mut p = ListParams::default();
+        for (name, value) in pairs {
+            match *name {
+                "cursor" => p.cursor = Some((*value).to_owned()),
+                "limit" => p.limit = parse_int(value),
+                "offset" => p.offset = parse_int(value),
+                "page" => p.page = parse_int(value),
+                "status" => p.status = value.parse().ok(),
+                "orderby" => {
+                    p.orderby = Some(if *value == "id" {
+                        OrderBy::Id
+                    } else {
+                        OrderBy::EndTime
+                    })
+                }
+                _ => unreachable!("{name}"),
+            }
+        }
+        ListQuery::try_from(p)
+    }
+
+    #[test]
+    fn a_cursor_continues_its_query_after_its_job() {
+        for (order_by, last, time) in [
+            (OrderBy::Id, job(7, None), None),
+            (
+                OrderBy::StartTime,
+                job(7, None),
+                Some(1_700_000_000_123_456),
+            ),
+            (
+                OrderBy::EndTime,
+                job(7, Some(1_800_000_000_000_001)),
+                Some(1_800_000_000_000_001),
+            ),
+            (OrderBy::EndTime, job(7, None), None),
+        ] {
+            let query = ListQuery {
+                status: Some(JobStatus::Failed),
+                id: None,
+                order_by,
+                sort_order: SortOrder::Desc,
+                limit: Some(20),
+                offset: 40,
+                after: None,
+            };
+            let next = query.cursor_after(&last);
+            assert!(next
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            let continued = params(&[("cursor", &next), ("limit", "5")]).unwrap();
+            assert_eq!(
+                continued,
+                ListQuery {
+                    limit: Some(5),
+                    offset: 0,
+                    after: Some(After {
+                        time: time.map(|t| DateTime::from_timestamp_micros(t).unwrap()),
+                        id: 7
+                    }),
+                    ..query
+                }
+            );
+            // The query's own parameters may be repeated; others are refused.
+            assert!(params(&[("cursor", &next), ("status", "FAILED")]).is_ok());
+            let other = params(&[("cursor", &next), ("status", "PENDING")]).unwrap_err();
+            assert!(other
+                .0
+                .starts_with("query parameter 'cursor' belongs to another query"));
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_refused_with_offset_or_page_and_when_not_made_here() {
+        let next = ListQuery::default().cursor_after(&job(3, None));
+        for extra in [("offset", "0"), ("page", "2")] {
+            let err = params(&[("cursor", &next), ("limit", "5"), extra]).unwrap_err();
+            assert_eq!(
+                err.0,
+                "query parameter 'cursor' cannot be combined with 'offset' or 'page'"
+            );
+        }
+        let encode = |text: &str| URL_SAFE_NO_PAD.encode(text);
+        for bad in [
+            String::new(),
+            "not base64!".into(),
+            encode("garbage"),
+            encode("2|i|a|-|-|-|3"),
+            encode("1|x|a|-|-|-|3"),
+            encode("1|i|up|-|-|-|3"),
+            encode("1|i|a|Q|-|-|3"),
+            encode("1|i|a|-|-|5|3"),
+            encode("1|s|a|-|-|-|3"),
+            encode("1|s|a|-|-|253402300800000000|3"),
+            encode("1|s|a|-|-|-1|3"),
+            encode("1|i|a|-|-|-|3|4"),
+            encode("1|i|a|-|-|-|"),
+            "A".repeat(201),
+        ] {
+            let err = params(&[("cursor", &bad)]).unwrap_err();
+            assert_eq!(
+                err.0, "query parameter 'cursor' must be the summary.next of an earlier answer",
+                "{bad:?}"
+            );
         }
     }
 }

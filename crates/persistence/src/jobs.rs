@@ -1,7 +1,7 @@
 //! Jobs: get, list, create, update while pending, delete, fail the stale, purge the old.
 
 use asyncstatus_domain::job::{abandoned_message, check_transition};
-use asyncstatus_domain::{AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, SortOrder};
+use asyncstatus_domain::{After, AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, SortOrder};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -9,6 +9,7 @@ use crate::pool::{DbConn, MultiBackend};
 use crate::schema::async_status::dsl::*;
 use crate::schema::job_count;
 use crate::time::UtcTime;
+use crate::Backend;
 use crate::{Change, Store, StoreError};
 
 /// How many of the first jobs, whose messages have these lengths in bytes, fit a JSON body
@@ -122,9 +123,10 @@ fn count_selected(conn: &mut DbConn, query: &ListQuery) -> Result<i64, StoreErro
     Ok(counts.iter().sum())
 }
 
-/// [`filtered`] in the list query's order.
-fn ordered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'static, MultiBackend> {
-    let q = filtered(query);
+type JobsQuery = crate::schema::async_status::BoxedQuery<'static, MultiBackend>;
+
+/// `q` in the list query's order.
+fn in_order(q: JobsQuery, query: &ListQuery) -> JobsQuery {
     match (query.order_by, query.sort_order) {
         (OrderBy::Id, SortOrder::Asc) => q.order(id.asc()),
         (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
@@ -138,6 +140,126 @@ fn ordered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'static
             q.order((end_time.is_null(), end_time.desc(), id.desc()))
         }
     }
+}
+
+/// One index range of a page, read in the query's order. A page is one range, except a cursor
+/// page of `orderby=end_time` among finished jobs: it goes on into the unfinished ones, which
+/// sort after them under another index prefix, so it is two ranges read one after the other.
+enum Range {
+    /// The query's own rows: all of them, or those after an `id`/`start_time` cursor.
+    Query,
+    /// Finished jobs after `(end_time, id)`.
+    FinishedAfter(DateTime<Utc>, i64),
+    /// Unfinished jobs, after this id when given.
+    Unfinished(Option<i64>),
+}
+
+/// The ranges a page of `query` reads, in order.
+fn ranges(query: &ListQuery) -> Vec<Range> {
+    match (query.order_by, query.after) {
+        (
+            OrderBy::EndTime,
+            Some(After {
+                time: Some(t),
+                id: after_id,
+            }),
+        ) => {
+            vec![Range::FinishedAfter(t, after_id), Range::Unfinished(None)]
+        }
+        (
+            OrderBy::EndTime,
+            Some(After {
+                time: None,
+                id: after_id,
+            }),
+        ) => {
+            vec![Range::Unfinished(Some(after_id))]
+        }
+        _ => vec![Range::Query],
+    }
+}
+
+/// The statement of one range. Each bound is an index range: `key >= t` (or `<=`) with the
+/// few jobs of that very microsecond skipped by id, and `(end_time IS NULL) = …` spelt as in
+/// the end_time indexes so their prefix applies. Within one of end_time's two groups, SQLite's
+/// order leaves out the group, which is constant there: with it, SQLite sorts the range, and
+/// without it, PostgreSQL does (its planner does not see the group pinned).
+fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery {
+    let asc = query.sort_order == SortOrder::Asc;
+    let mut q = filtered(query);
+    match *range {
+        Range::Query => {
+            match (query.order_by, query.after) {
+                (_, None) => {}
+                (OrderBy::Id, Some(after)) if asc => q = q.filter(id.gt(after.id)),
+                (OrderBy::Id, Some(after)) => q = q.filter(id.lt(after.id)),
+                (
+                    OrderBy::StartTime,
+                    Some(After {
+                        time: Some(t),
+                        id: after_id,
+                    }),
+                ) => {
+                    let t = UtcTime(t);
+                    q = if asc {
+                        q.filter(start_time.ge(t))
+                            .filter(start_time.gt(t).or(id.gt(after_id)))
+                    } else {
+                        q.filter(start_time.le(t))
+                            .filter(start_time.lt(t).or(id.lt(after_id)))
+                    };
+                }
+                // ranges() gives end_time cursors their own ranges, and a start_time cursor
+                // always has a time.
+                (OrderBy::StartTime | OrderBy::EndTime, Some(_)) => {}
+            }
+            in_order(q, query)
+        }
+        Range::FinishedAfter(t, after_id) => {
+            let t = UtcTime(t);
+            q = q.filter(end_time.is_null().eq(false));
+            q = if asc {
+                q.filter(end_time.ge(t))
+                    .filter(end_time.gt(t).or(id.gt(after_id)))
+            } else {
+                q.filter(end_time.le(t))
+                    .filter(end_time.lt(t).or(id.lt(after_id)))
+            };
+            match (asc, backend) {
+                (_, Backend::Postgres) => in_order(q, query),
+                (true, Backend::Sqlite) => q.order((end_time.asc(), id.asc())),
+                (false, Backend::Sqlite) => q.order((end_time.desc(), id.desc())),
+            }
+        }
+        Range::Unfinished(after) => {
+            // `end_time IS NULL` too: with it the index's end_time is pinned, so the id
+            // bound below is part of the range.
+            q = q
+                .filter(end_time.is_null().eq(true))
+                .filter(end_time.is_null());
+            match after {
+                Some(after_id) if asc => q = q.filter(id.gt(after_id)),
+                Some(after_id) => q = q.filter(id.lt(after_id)),
+                None => {}
+            }
+            match (asc, backend) {
+                (_, Backend::Postgres) => in_order(q, query),
+                (true, Backend::Sqlite) => q.order(id.asc()),
+                (false, Backend::Sqlite) => q.order(id.desc()),
+            }
+        }
+    }
+}
+
+/// A page of a list query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The jobs of the page, in order.
+    pub jobs: Vec<AsyncStatus>,
+    /// How many jobs the query's filters select, before paging.
+    pub total: i64,
+    /// Whether jobs follow the last one of the page.
+    pub more: bool,
 }
 
 /// `EXPLAIN` (PostgreSQL) or `EXPLAIN QUERY PLAN` (SQLite) before a query, its binds kept, so
@@ -213,51 +335,69 @@ impl Store {
 
     /// The jobs a list query selects, and how many it selects before paging.
     pub fn list_jobs(&self, query: &ListQuery) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
-        let (rows, total) = self.read(|conn| {
-            let total = count_selected(conn, query)?;
-            let mut q = ordered(query);
-            if let Some(limit) = query.limit {
-                q = q.limit(limit).offset(query.offset);
-            }
-            let rows = q
-                .load::<JobRow>(conn)
-                .map_err(StoreError::query("listing async statuses"))?;
-            Ok((rows, total))
-        })?;
-        Ok((to_jobs(rows)?, total))
+        let page = self.list_jobs_within(query, usize::MAX)?;
+        Ok((page.jobs, page.total))
     }
 
-    /// As [`Store::list_jobs`], but loads only the first jobs of the page whose JSON would
-    /// take at most about `max_bytes` (always at least one): the database first gives the
-    /// length of each message of the page, then only the rows that fit are read. So a page
-    /// of long messages never sits in memory whole. The caller bounds `query.limit`.
+    /// The page of `query` (after its cursor, or from its `offset`), but only the first jobs
+    /// whose JSON would take at most about `max_bytes` (always at least one): the database
+    /// first gives the length of each message of the page (and whether one more job follows),
+    /// then only the rows that fit are read. So a page of long messages never sits in memory
+    /// whole. The caller bounds `query.limit`.
     pub fn list_jobs_within(
         &self,
         query: &ListQuery,
         max_bytes: usize,
-    ) -> Result<(Vec<AsyncStatus>, i64), StoreError> {
+    ) -> Result<Page, StoreError> {
         let limit = query.limit.unwrap_or(i64::MAX);
+        let ranges = ranges(query);
+        let backend = self.backend();
         // One snapshot for the measuring and the reading, so a message that grows in between
         // cannot make the page larger than measured.
         self.read(|conn| {
             conn.snapshot_read(|conn| {
                 let total = count_selected(conn, query)?;
-                let lengths: Vec<Option<i32>> = ordered(query)
-                    .select(octet_length(message))
-                    .limit(limit)
-                    .offset(query.offset)
-                    .load(conn)
-                    .map_err(StoreError::query("measuring async statuses"))?;
-                let fit = rows_that_fit(&lengths, max_bytes);
-                if fit == 0 {
-                    return Ok((Vec::new(), total));
+                // The lengths of the page and one job more, range by range.
+                let mut lengths: Vec<Option<i32>> = Vec::new();
+                let mut per_range = Vec::with_capacity(ranges.len());
+                for range in &ranges {
+                    let wanted = limit.saturating_add(1) - lengths.len() as i64;
+                    if wanted <= 0 {
+                        break;
+                    }
+                    let found: Vec<Option<i32>> = range_query(query, range, backend)
+                        .select(octet_length(message))
+                        .limit(wanted)
+                        .offset(query.offset)
+                        .load(conn)
+                        .map_err(StoreError::query("measuring async statuses"))?;
+                    per_range.push(found.len() as i64);
+                    lengths.extend(found);
                 }
-                let rows = ordered(query)
-                    .limit(fit)
-                    .offset(query.offset)
-                    .load::<JobRow>(conn)
-                    .map_err(StoreError::query("listing async statuses"))?;
-                Ok((to_jobs(rows)?, total))
+                let in_page = lengths
+                    .len()
+                    .min(usize::try_from(limit).unwrap_or(usize::MAX));
+                let fit = rows_that_fit(&lengths[..in_page], max_bytes);
+                let mut rows = Vec::new();
+                for (range, found) in ranges.iter().zip(per_range) {
+                    let wanted = (fit - rows.len() as i64).min(found);
+                    if wanted <= 0 {
+                        continue;
+                    }
+                    rows.extend(
+                        range_query(query, range, backend)
+                            .limit(wanted)
+                            .offset(query.offset)
+                            .load::<JobRow>(conn)
+                            .map_err(StoreError::query("listing async statuses"))?,
+                    );
+                }
+                let more = lengths.len() as i64 > fit;
+                Ok(Page {
+                    jobs: to_jobs(rows)?,
+                    total,
+                    more,
+                })
             })
         })
     }
@@ -427,21 +567,31 @@ impl Store {
     /// an index, and for operators.
     pub fn explain_list(&self, query: &ListQuery) -> Result<Vec<String>, StoreError> {
         let backend = self.backend();
+        let mut plan = Vec::new();
+        for range in ranges(query) {
+            let q = range_query(query, &range, backend);
+            let q = match query.limit {
+                Some(limit) => q.limit(limit).offset(query.offset),
+                None => q,
+            };
+            plan.extend(self.explain(backend, q)?);
+        }
+        Ok(plan)
+    }
+
+    /// The plan of the statement `q`.
+    fn explain(&self, backend: Backend, q: JobsQuery) -> Result<Vec<String>, StoreError> {
         self.with_conn(|conn| {
-            let mut q = ordered(query);
-            if let Some(limit) = query.limit {
-                q = q.limit(limit).offset(query.offset);
-            }
             let failed = StoreError::query("explaining a list query");
             match backend {
-                crate::Backend::Postgres => Explain::<_, diesel::sql_types::Text> {
+                Backend::Postgres => Explain::<_, diesel::sql_types::Text> {
                     prefix: "EXPLAIN ",
                     query: q,
                     row: std::marker::PhantomData,
                 }
                 .load::<String>(conn)
                 .map_err(failed),
-                crate::Backend::Sqlite => {
+                Backend::Sqlite => {
                     use diesel::sql_types::{Integer, Text};
                     Explain::<_, (Integer, Integer, Integer, Text)> {
                         prefix: "EXPLAIN QUERY PLAN ",

@@ -190,7 +190,6 @@ pub async fn list(
         )));
     }
     query.limit = Some(asked.unwrap_or(max_page));
-    let offset = query.offset;
     let budget = state
         .settings
         .server
@@ -198,34 +197,52 @@ pub async fn list(
         .saturating_sub(ENVELOPE_BYTES);
     // Read and serialized on the blocking pool; the rows are dropped before the answer is
     // put together.
-    let (jobs_json, listed, count) = state
+    let page_query = query.clone();
+    let (jobs_json, listed, count, next) = state
         .db
         .run(move |store| {
-            let (jobs, count) = store.list_jobs_within(&query, budget)?;
-            let (json, listed) = jobs_within(&jobs, budget);
-            Ok::<_, asyncstatus_persistence::StoreError>((json, listed, count))
+            let page = store.list_jobs_within(&page_query, budget)?;
+            let (json, listed) = jobs_within(&page.jobs, budget);
+            let more = page.more || listed < page.jobs.len();
+            let next = listed
+                .checked_sub(1)
+                .and_then(|last| page.jobs.get(last))
+                .filter(|_| more)
+                .map(|last| page_query.cursor_after(last));
+            Ok::<_, asyncstatus_persistence::StoreError>((json, listed as i64, page.total, next))
         })
         .await?;
-    let available = count.saturating_sub(offset).max(0);
-    let cut = listed < asked.unwrap_or(i64::MAX).min(available);
-    let alert = cut.then(|| {
-        let next = offset + listed;
-        let rest = match asked {
-            Some(limit) => limit - listed,
-            None => max_page,
-        };
-        Alert::info(format!(
-            "The list was cut to {listed} of the {available} jobs from offset {offset}: an \
-             answer holds at most {max_page} jobs (jobs.max_page) and {} bytes \
-             (server.max_response_bytes). Ask for the rest with offset={next}&limit={rest}.",
-            state.settings.server.max_response_bytes
-        ))
-    });
-    Ok(list_body(alert, &jobs_json, count))
+    let rest = match asked {
+        Some(limit) => limit - listed,
+        None => max_page,
+    };
+    let bounds = format!(
+        "an answer holds at most {max_page} jobs (jobs.max_page) and {} bytes \
+         (server.max_response_bytes)",
+        state.settings.server.max_response_bytes
+    );
+    let alert = match &next {
+        Some(_) if listed >= asked.unwrap_or(i64::MAX) => None,
+        None => None,
+        Some(cursor) if query.after.is_some() => Some(Alert::info(format!(
+            "The list was cut to {listed} jobs: {bounds}. Ask for the rest with \
+             cursor={cursor}&limit={rest}."
+        ))),
+        Some(_) => {
+            let offset = query.offset;
+            let available = count.saturating_sub(offset).max(0);
+            Some(Alert::info(format!(
+                "The list was cut to {listed} of the {available} jobs from offset {offset}: \
+                 {bounds}. Ask for the rest with offset={}&limit={rest}.",
+                offset + listed
+            )))
+        }
+    };
+    Ok(list_body(alert, &jobs_json, Summary { count, next }))
 }
 
 /// The JSON array of `jobs`, as many as fit in `budget` bytes (at least one), and how many.
-fn jobs_within(jobs: &[AsyncStatus], budget: usize) -> (Vec<u8>, i64) {
+fn jobs_within(jobs: &[AsyncStatus], budget: usize) -> (Vec<u8>, usize) {
     let mut json = Vec::with_capacity(budget.min(64 * 1024));
     json.push(b'[');
     let mut listed = 0;
@@ -251,9 +268,9 @@ fn jobs_within(jobs: &[AsyncStatus], budget: usize) -> (Vec<u8>, i64) {
 }
 
 /// `{"alerts": [...], "response": [...], "summary": {"count": N}}` around ready job JSON.
-fn list_body(alert: Option<Alert>, jobs_json: &[u8], count: i64) -> HttpResponse {
+fn list_body(alert: Option<Alert>, jobs_json: &[u8], summary: Summary) -> HttpResponse {
     let alerts = alert.and_then(|a| serde_json::to_vec(&[a]).ok());
-    let summary = serde_json::to_vec(&Summary { count }).unwrap_or_else(|_| b"{}".to_vec());
+    let summary = serde_json::to_vec(&summary).unwrap_or_else(|_| b"{}".to_vec());
     let mut body = Vec::with_capacity(jobs_json.len() + ENVELOPE_BYTES);
     body.push(b'{');
     if let Some(alerts) = alerts {
@@ -395,6 +412,7 @@ mod tests {
                 sort_order: SortOrder::Desc,
                 limit: Some(10),
                 offset: 20,
+                after: None,
             })
         );
         let q = parse(&[("limit", "5"), ("offset", "7"), ("page", "9")]);

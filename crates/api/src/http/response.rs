@@ -59,6 +59,9 @@ impl Alert {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub count: i64,
+    /// The cursor of the next page, when jobs follow this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `{"alerts": [...], "response": ..., "summary": ...}`, each part only when present.

@@ -97,5 +97,9 @@ fn crates_depend_only_on_crates_before_them_and_no_framework_below_api() {
         .iter()
         .map(String::as_str)
         .collect();
-    assert_eq!(domain, BTreeSet::from(["chrono", "serde", "thiserror"]));
+    // base64 spells the list cursor; the domain stays free of I/O and frameworks.
+    assert_eq!(
+        domain,
+        BTreeSet::from(["base64", "chrono", "serde", "thiserror"])
+    );
 }

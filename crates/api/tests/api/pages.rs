@@ -136,6 +136,120 @@ async fn a_page_past_max_response_bytes_is_cut_and_the_rest_can_be_asked_for(bac
     assert!(ids(&first).len() < 30, "the first page was cut");
 }
 
+/// `summary.next` of a list answer.
+fn next_cursor(body: &Value) -> Option<String> {
+    body["summary"]
+        .get("next")
+        .map(|n| n.as_str().unwrap().to_owned())
+}
+
+async fn cursor_pages_walk_every_job_once_in_order(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    create_jobs(&app, 25, "short".into()).await;
+    // Finish two in three, in an order other than their ids'.
+    app.with_store(|s| {
+        for id in (1..=25).rev().filter(|id| id % 3 != 0) {
+            let update = asyncstatus_domain::JobUpdate {
+                status: asyncstatus_domain::JobStatus::Failed,
+                message: None,
+            };
+            s.update_job(id, &update, now_micros()).unwrap();
+        }
+    })
+    .await;
+    for filters in [
+        "orderby=end_time&sortOrder=desc",
+        "orderby=end_time",
+        "orderby=start_time&sortOrder=desc",
+        "status=FAILED&orderby=id&sortOrder=desc",
+    ] {
+        let (_, _, all) = list(&app, &format!("?{filters}")).await;
+        assert!(
+            next_cursor(&all).is_none(),
+            "nothing follows the whole list"
+        );
+        let want = ids(&all);
+        let (status, _, first) = list(&app, &format!("?{filters}&limit=4")).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut seen = ids(&first);
+        let mut next = next_cursor(&first);
+        while let Some(cursor) = next {
+            assert!(
+                seen.len() < want.len(),
+                "a next after the last job: {filters}"
+            );
+            let (status, _, page) = list(&app, &format!("?cursor={cursor}&limit=4")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(page["summary"]["count"], all["summary"]["count"]);
+            seen.extend(ids(&page));
+            next = next_cursor(&page);
+        }
+        assert_eq!(seen, want, "{filters}");
+        // An offset page's next goes on after it, and the query may be repeated with it.
+        let (_, _, middle) = list(&app, &format!("?{filters}&limit=5&offset=10")).await;
+        let cursor = next_cursor(&middle).unwrap();
+        let (status, _, rest) = list(&app, &format!("?{filters}&cursor={cursor}&limit=100")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ids(&rest), want[15..], "{filters}");
+    }
+}
+
+async fn a_cursor_that_is_bad_or_mixed_with_offset_is_400_naming_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    create_jobs(&app, 3, "short".into()).await;
+    let (_, _, first) = list(&app, "?status=PENDING&limit=1").await;
+    let cursor = next_cursor(&first).unwrap();
+    for (query, text) in [
+        (
+            "cursor=bm9wZQ".to_owned(),
+            "must be the summary.next of an earlier answer",
+        ),
+        (
+            "cursor=%00%ff".to_owned(),
+            "must be the summary.next of an earlier answer",
+        ),
+        (
+            format!("cursor={cursor}&offset=1&limit=1"),
+            "cannot be combined with 'offset' or 'page'",
+        ),
+        (
+            format!("cursor={cursor}&page=2&limit=1"),
+            "cannot be combined with 'offset' or 'page'",
+        ),
+        (
+            format!("cursor={cursor}&status=FAILED"),
+            "belongs to another query",
+        ),
+        (
+            format!("cursor={cursor}&orderby=end_time"),
+            "belongs to another query",
+        ),
+        (
+            format!("cursor={cursor}&cursor={cursor}"),
+            "must be given at most once",
+        ),
+    ] {
+        let r = app
+            .client
+            .get(app.api(&format!("/async_status?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_alert_contains(
+            r,
+            StatusCode::BAD_REQUEST,
+            &format!("query parameter 'cursor' {text}"),
+        )
+        .await;
+    }
+}
+
 /// VmHWM (peak resident memory) of a process, in bytes.
 fn peak_memory(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -237,4 +351,6 @@ crate::both_backends!(
     a_list_without_limit_holds_at_most_max_page_jobs_and_says_so,
     a_limit_above_max_page_is_400_naming_it,
     a_page_past_max_response_bytes_is_cut_and_the_rest_can_be_asked_for,
+    cursor_pages_walk_every_job_once_in_order,
+    a_cursor_that_is_bad_or_mixed_with_offset_is_400_naming_it,
 );
