@@ -1,12 +1,14 @@
 //! The background sweep: fail jobs left `PENDING` too long, delete finished jobs past
 //! retention, forget expired session revocations. Every step is a conditional statement in the
 //! database, so several replicas may sweep at once; nothing is held in memory, so jobs of a
-//! killed process are caught by whichever replica sweeps next.
+//! killed process are caught by whichever replica sweeps next. Jobs go in bounded batches with
+//! a rest between them, so a sweep of a long history never holds a lock for more than a batch
+//! nor takes the database from the requests.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
-use asyncstatus_persistence::now_micros;
+use asyncstatus_persistence::{now_micros, Store, StoreError, SweepBatch};
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -25,26 +27,49 @@ fn before(now: chrono::DateTime<chrono::Utc>, age: Duration) -> chrono::DateTime
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
-/// One sweep.
+/// One sweep: the stale jobs, then the expired ones, then the revocations.
 pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
-    let (stale_after, retention) = (
-        state.settings.jobs.stale_after,
-        state.settings.jobs.retention,
-    );
+    let abandoned = fail_stale(state).await?;
+    let retention = state.settings.jobs.retention;
+    let purged = if retention.is_zero() {
+        0
+    } else {
+        let cutoff = before(now_micros(), retention);
+        in_batches(state, move |store| store.purge_finished_batch(cutoff)).await?
+    };
     state
         .db
-        .run(move |store| {
-            let now = now_micros();
-            let abandoned = store.fail_stale_jobs(before(now, stale_after), now)?;
-            let purged = if retention.is_zero() {
-                0
-            } else {
-                store.purge_finished_jobs(before(now, retention))?
-            };
-            store.purge_expired_revocations(now)?;
-            Ok::<_, asyncstatus_persistence::StoreError>(Sweep { abandoned, purged })
-        })
-        .await
+        .run(|store| store.purge_expired_revocations(now_micros()))
+        .await?;
+    Ok(Sweep { abandoned, purged })
+}
+
+/// Fails the jobs left `PENDING` longer than `jobs.stale_after`; how many.
+pub async fn fail_stale(state: &web::Data<AppState>) -> Result<usize, ApiError> {
+    let now = now_micros();
+    let cutoff = before(now, state.settings.jobs.stale_after);
+    in_batches(state, move |store| store.fail_stale_batch(cutoff, now)).await
+}
+
+/// Runs `batch` until it reports its last, each batch its own trip through the database gate
+/// (so requests queue behind at most one batch), resting as long as the batch took (at most a
+/// second) before the next: a sweep of a million jobs takes at most half of one connection's
+/// time while requests are served. Returns how many jobs the batches changed.
+async fn in_batches<F>(state: &web::Data<AppState>, batch: F) -> Result<usize, ApiError>
+where
+    F: Fn(&Store) -> Result<SweepBatch, StoreError> + Clone + Send + 'static,
+{
+    let mut changed = 0;
+    loop {
+        let started = Instant::now();
+        let work = batch.clone();
+        let done = state.db.run(move |store| work(store)).await?;
+        changed += done.changed;
+        if done.last {
+            return Ok(changed);
+        }
+        tokio::time::sleep(started.elapsed().min(Duration::from_secs(1))).await;
+    }
 }
 
 /// Sweeps every `jobs.reaper_interval` (the first one an interval from now: start-up sweeps

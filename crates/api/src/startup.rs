@@ -113,16 +113,10 @@ impl Application {
         }
         .run();
         // Jobs abandoned while no replica ran (the process was killed, say) are failed before
-        // the first request is answered.
-        match crate::reaper::sweep(&state).await {
-            Ok(sweep) if sweep.abandoned > 0 || sweep.purged > 0 => {
-                tracing::info!(
-                    abandoned = sweep.abandoned,
-                    purged = sweep.purged,
-                    "start-up sweep"
-                )
-            }
-            Ok(_) => {}
+        // the first request is answered; the purge of expired jobs waits for the reaper.
+        match crate::reaper::fail_stale(&state).await {
+            Ok(0) => {}
+            Ok(abandoned) => tracing::info!(abandoned, "start-up sweep"),
             Err(e) => tracing::warn!(error = %e, "start-up sweep failed; the reaper retries"),
         }
         actix_web::rt::spawn(crate::reaper::run(state.clone()));

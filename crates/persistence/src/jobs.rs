@@ -294,8 +294,20 @@ where
 
 impl<Q, ST> RunQueryDsl<DbConn> for Explain<Q, ST> {}
 
-/// Stale jobs failed per statement batch by the reaper.
-const REAP_BATCH: i64 = 500;
+/// Stale jobs failed per transaction by the reaper.
+pub const REAP_BATCH: i64 = 500;
+
+/// Finished jobs deleted per statement by the retention purge.
+pub const PURGE_BATCH: i64 = 1000;
+
+/// What one batch of the reaper or the purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepBatch {
+    /// Jobs failed or deleted.
+    pub changed: usize,
+    /// Whether this was the last batch: it found fewer jobs than a batch holds.
+    pub last: bool,
+}
 
 impl Store {
     /// One job by id.
@@ -494,10 +506,9 @@ impl Store {
         Ok(deleted > 0)
     }
 
-    /// Fails every `PENDING` job not updated since `cutoff`, with a message saying since when.
-    /// Each job is finished by its own conditional statement (still pending, not updated since
-    /// we looked), so replicas reaping at once finish each job once and never overwrite a
-    /// heartbeat that came in between. Returns how many jobs this call finished.
+    /// Fails every `PENDING` job not updated since `cutoff`, with a message saying since when,
+    /// batch by batch (see [`Store::fail_stale_batch`]). Returns how many jobs this call
+    /// finished.
     pub fn fail_stale_jobs(
         &self,
         cutoff: DateTime<Utc>,
@@ -505,8 +516,25 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut finished = 0;
         loop {
-            // One connection for a batch: the lookup and each job's conditional update.
-            let (batch_len, ids) = self.with_conn(|conn| {
+            let batch = self.fail_stale_batch(cutoff, now)?;
+            finished += batch.changed;
+            if batch.last {
+                return Ok(finished);
+            }
+        }
+    }
+
+    /// Fails up to [`REAP_BATCH`] of the `PENDING` jobs not updated since `cutoff`, in one
+    /// write transaction, so the lock it holds lasts one batch. Each job is finished by its own
+    /// conditional statement (still pending, not updated since we looked), so replicas reaping
+    /// at once finish each job once and never overwrite a heartbeat that came in between.
+    pub fn fail_stale_batch(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<SweepBatch, StoreError> {
+        let (found, ids) = self.with_conn(|conn| {
+            conn.write_transaction(|conn| {
                 let stale: Vec<(i64, UtcTime)> = async_status
                     .filter(status.eq(JobStatus::Pending.as_str()))
                     .filter(last_updated.lt(UtcTime(cutoff)))
@@ -537,27 +565,55 @@ impl Store {
                     }
                 }
                 Ok((stale.len(), ids))
-            })?;
-            for job_id in &ids {
-                self.announce(Change::Job(*job_id));
-            }
-            finished += ids.len();
-            if batch_len < REAP_BATCH as usize {
-                return Ok(finished);
+            })
+        })?;
+        for job_id in &ids {
+            self.announce(Change::Job(*job_id));
+        }
+        Ok(SweepBatch {
+            changed: ids.len(),
+            last: found < REAP_BATCH as usize,
+        })
+    }
+
+    /// Deletes finished jobs last changed before `cutoff`, batch by batch (see
+    /// [`Store::purge_finished_batch`]); returns how many.
+    pub fn purge_finished_jobs(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        loop {
+            let batch = self.purge_finished_batch(cutoff)?;
+            purged += batch.changed;
+            if batch.last {
+                return Ok(purged);
             }
         }
     }
 
-    /// Deletes finished jobs last changed before `cutoff`; returns how many.
-    pub fn purge_finished_jobs(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Deletes up to [`PURGE_BATCH`] finished jobs last changed before `cutoff`: their ids from
+    /// the `(status, last_updated)` index, then one conditional `DELETE` of those, so no
+    /// statement holds its locks for more than a batch.
+    pub fn purge_finished_batch(&self, cutoff: DateTime<Utc>) -> Result<SweepBatch, StoreError> {
+        let finished = [JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str()];
         self.with_conn(|conn| {
-            diesel::delete(
+            let ids: Vec<i64> = async_status
+                .filter(status.eq_any(finished))
+                .filter(last_updated.lt(UtcTime(cutoff)))
+                .select(id)
+                .limit(PURGE_BATCH)
+                .load(conn)
+                .map_err(StoreError::query("finding old async statuses"))?;
+            let deleted = diesel::delete(
                 async_status
-                    .filter(status.ne(JobStatus::Pending.as_str()))
+                    .filter(id.eq_any(&ids))
+                    .filter(status.eq_any(finished))
                     .filter(last_updated.lt(UtcTime(cutoff))),
             )
             .execute(conn)
-            .map_err(StoreError::query("purging old async statuses"))
+            .map_err(StoreError::query("purging old async statuses"))?;
+            Ok(SweepBatch {
+                changed: deleted,
+                last: ids.len() < PURGE_BATCH as usize,
+            })
         })
     }
 
