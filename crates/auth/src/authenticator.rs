@@ -152,19 +152,7 @@ impl Authenticator {
         })
     }
 
-    /// The principal a token stands for: the token must verify, its session must not be
-    /// revoked, and its user must exist (the same account: same id) with a role that may log
-    /// in. Loaded users are trusted for `user_cache_ttl`.
-    /// Reads the database on a cache miss (see [`Self::authenticate_cached`] for the part
-    /// that never does).
-    pub fn authenticate(&self, token: &str) -> Result<(Arc<Principal>, Arc<Claims>), AuthError> {
-        match self.authenticate_cached(token)? {
-            (Some(principal), claims) => Ok((principal, claims)),
-            (None, claims) => Ok((self.load(token, &claims)?, claims)),
-        }
-    }
-
-    /// The CPU-only part of [`Self::authenticate`]: the cache, else verification of the
+    /// The CPU-only part of authenticating a token: the cache, else verification of the
     /// token. `Ok(Some)` on a hit; `Ok(None)` when the database must be read ([`Self::load`]).
     pub fn authenticate_cached(
         &self,
@@ -183,7 +171,9 @@ impl Authenticator {
     }
 
     /// Loads the principal of `token`, whose verified claims are `claims`, from the database
-    /// (session revocation, user and its id, role, permissions) and caches it.
+    /// (session revocation, user and its id, role, permissions) and caches it: the session
+    /// must not be revoked, and its user must exist (the same account: same id) with a role
+    /// that may log in. Loaded users are trusted for `user_cache_ttl`.
     pub fn load(&self, token: &str, claims: &Arc<Claims>) -> Result<Arc<Principal>, AuthError> {
         if self.store.is_session_revoked(&claims.sid)? {
             return Err(AuthError::Unauthorized);

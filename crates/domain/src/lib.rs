@@ -12,7 +12,7 @@ pub mod validate;
 
 pub use job::{AsyncStatus, JobStatus, JobUpdate, TransitionError, UnknownStatus};
 pub use list::{After, ListParams, ListQuery, ListQueryError, OrderBy, SortOrder};
-pub use permission::{Permission, ADMIN_ROLE, DISALLOWED_ROLE, SEEDED_ROLES};
+pub use permission::{Permission, ADMIN_ROLE, DISALLOWED_ROLE};
 pub use validate::{
     validate_login_username, validate_message, validate_role_name, validate_username,
     ValidationError, MAX_LOGIN_USERNAME_CHARS, MAX_MESSAGE_BYTES,

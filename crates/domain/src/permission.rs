@@ -49,18 +49,6 @@ pub const ADMIN_ROLE: &str = "admin";
 /// The role whose users cannot log in.
 pub const DISALLOWED_ROLE: &str = "disallowed";
 
-/// The roles a new database is seeded with: name, description, permissions.
-pub const SEEDED_ROLES: [(&str, &str, &[Permission]); 4] = [
-    (ADMIN_ROLE, "Has every permission.", &Permission::KNOWN),
-    (
-        "operations",
-        "Reads, creates, updates and deletes async jobs.",
-        &Permission::KNOWN,
-    ),
-    ("read-only", "Logs in; no async job permissions.", &[]),
-    (DISALLOWED_ROLE, "Cannot log in.", &[]),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,14 +77,5 @@ mod tests {
         for bad in ["", "has space", "semi;colon", &"X".repeat(101)] {
             assert!(Permission::new(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn seeded_roles_match_the_contract() {
-        let find = |name: &str| SEEDED_ROLES.iter().find(|r| r.0 == name).map(|r| r.2);
-        assert_eq!(find("operations"), Some(&Permission::KNOWN[..]));
-        assert_eq!(find("read-only"), Some(&[][..]));
-        assert_eq!(find("disallowed"), Some(&[][..]));
-        assert!(find("admin").is_some());
     }
 }
