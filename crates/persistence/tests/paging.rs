@@ -89,26 +89,16 @@ fn cursor_pages_walk_the_whole_list(backend: Backend) {
     }
     assert_eq!(walks, 3 * 3 * 2 * 4);
     // The last page says nothing follows; a page that is not the last says so.
-    let page = store
-        .list_jobs_within(
-            &ListQuery {
-                limit: Some(40),
-                ..ListQuery::default()
-            },
-            usize::MAX,
-        )
-        .unwrap();
-    assert_eq!((page.jobs.len(), page.more), (40, false));
-    let page = store
-        .list_jobs_within(
-            &ListQuery {
-                limit: Some(39),
-                ..ListQuery::default()
-            },
-            usize::MAX,
-        )
-        .unwrap();
-    assert_eq!((page.jobs.len(), page.more), (39, true));
+    let first = |limit| {
+        let query = ListQuery {
+            limit: Some(limit),
+            ..ListQuery::default()
+        };
+        let page = store.list_jobs_within(&query, usize::MAX).unwrap();
+        (page.jobs.len(), page.more)
+    };
+    assert_eq!(first(40), (40, false));
+    assert_eq!(first(39), (39, true));
 }
 
 #[test]
