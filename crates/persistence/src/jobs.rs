@@ -217,7 +217,17 @@ fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery 
         }
         Range::FinishedAfter(t, after_id) => {
             let t = UtcTime(t);
-            q = q.filter(end_time.is_null().eq(false));
+            // PostgreSQL's planner folds `(end_time IS NULL) = false` into `end_time IS NOT
+            // NULL`, which does not pin the indexes' leading `(end_time IS NULL)` key: the time
+            // bound would then filter the keys read from the index's start instead of seeking
+            // to the cursor. The pair of bounds says the same and is not folded. SQLite plans
+            // the equality well and would sort for the pair.
+            q = match backend {
+                Backend::Postgres => q
+                    .filter(end_time.is_null().ge(false))
+                    .filter(end_time.is_null().le(false)),
+                Backend::Sqlite => q.filter(end_time.is_null().eq(false)),
+            };
             q = if asc {
                 q.filter(end_time.ge(t))
                     .filter(end_time.gt(t).or(id.gt(after_id)))

@@ -88,18 +88,25 @@ fn cursors(store: &asyncstatus_persistence::Store, order_by: OrderBy) -> Vec<Aft
 
 /// Whether the plan's first read of `async_status` (the range the cursor points into) is an
 /// index range bounded by the cursor's key: PostgreSQL's `Index Cond` compares `id`,
-/// `start_time` or `end_time`; SQLite's `SEARCH` has a range (`>` or `<`) among its index
-/// constraints. A second read, the unfinished jobs after the finished ones, starts at the
-/// first of them.
+/// `start_time` or `end_time`, and an `end_time` bound comes with the index's leading
+/// `(end_time IS NULL)` key pinned (compared, not folded into `end_time IS NOT NULL`): without it the bound is
+/// only a filter over the keys read from the index's start (the planner folds
+/// `(end_time IS NULL) = false` into `end_time IS NOT NULL`, which pins nothing, and at ten
+/// million jobs such a page 50 000 read 7 000 pages); SQLite's `SEARCH` has a range (`>` or
+/// `<`) among its index constraints. A second read, the unfinished jobs after the finished
+/// ones, starts at the first of them.
 fn starts_at_cursor(backend: Backend, plan: &[String]) -> bool {
     match backend {
         Backend::Postgres => plan
             .iter()
             .find(|l| l.contains("Index Cond:"))
             .is_some_and(|l| {
-                let bounds = ["id >", "id <", "start_time >", "start_time <"];
-                let bounds = bounds.iter().chain(&["end_time >", "end_time <"]);
-                bounds.into_iter().any(|bound| l.contains(bound))
+                if l.contains("end_time >") || l.contains("end_time <") {
+                    l.contains("end_time IS NULL)")
+                } else {
+                    let bounds = ["id >", "id <", "start_time >", "start_time <"];
+                    bounds.into_iter().any(|bound| l.contains(bound))
+                }
             }),
         Backend::Sqlite => plan
             .iter()
