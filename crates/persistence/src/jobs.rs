@@ -516,24 +516,6 @@ impl Store {
         Ok(deleted > 0)
     }
 
-    /// Fails every `PENDING` job not updated since `cutoff`, with a message saying since when,
-    /// batch by batch (see [`Store::fail_stale_batch`]). Returns how many jobs this call
-    /// finished.
-    pub fn fail_stale_jobs(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let mut finished = 0;
-        loop {
-            let batch = self.fail_stale_batch(cutoff, now)?;
-            finished += batch.changed;
-            if batch.last {
-                return Ok(finished);
-            }
-        }
-    }
-
     /// Fails up to [`REAP_BATCH`] of the `PENDING` jobs not updated since `cutoff`, in one
     /// write transaction, so the lock it holds lasts one batch. Each job is finished by its own
     /// conditional statement (still pending, not updated since we looked), so replicas reaping
@@ -584,19 +566,6 @@ impl Store {
             changed: ids.len(),
             last: found < REAP_BATCH as usize,
         })
-    }
-
-    /// Deletes finished jobs last changed before `cutoff`, batch by batch (see
-    /// [`Store::purge_finished_batch`]); returns how many.
-    pub fn purge_finished_jobs(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut purged = 0;
-        loop {
-            let batch = self.purge_finished_batch(cutoff)?;
-            purged += batch.changed;
-            if batch.last {
-                return Ok(purged);
-            }
-        }
     }
 
     /// Deletes up to [`PURGE_BATCH`] finished jobs last changed before `cutoff`: their ids from

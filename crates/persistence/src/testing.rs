@@ -14,6 +14,22 @@ use diesel::{Connection, PgConnection};
 
 use crate::{Backend, DatabaseUrl};
 
+/// Runs a sweep's `batch` (`Store::fail_stale_batch`, `Store::purge_finished_batch`) until it
+/// reports its last, without the rest the service's reaper takes between batches; how many jobs
+/// the batches changed.
+pub fn all_batches(
+    mut batch: impl FnMut() -> Result<crate::SweepBatch, crate::StoreError>,
+) -> Result<usize, crate::StoreError> {
+    let mut changed = 0;
+    loop {
+        let done = batch()?;
+        changed += done.changed;
+        if done.last {
+            return Ok(changed);
+        }
+    }
+}
+
 /// The variable naming the PostgreSQL cluster tests may use.
 pub const PG_URL_VAR: &str = "ASYNCSTATUS_TEST_DATABASE_URL";
 /// Set to `1` to make PostgreSQL tests fail instead of skipping when there is no cluster.

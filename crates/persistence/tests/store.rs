@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use asyncstatus_persistence::testing::TestDatabase;
+use asyncstatus_persistence::testing::{all_batches, TestDatabase};
 use asyncstatus_persistence::{now_micros, Backend, DatabaseUrl, PoolOptions, Store, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -305,11 +305,13 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
     }
     // The sweep fails the five pending jobs, the purge then deletes every finished one.
     let later = now_micros() + chrono::Duration::hours(1);
-    assert_eq!(store.fail_stale_jobs(later, later).unwrap(), 5);
     assert_eq!(
-        store
-            .purge_finished_jobs(later + chrono::Duration::hours(1))
-            .unwrap(),
+        all_batches(|| store.fail_stale_batch(later, later)).unwrap(),
+        5
+    );
+    let cutoff = later + chrono::Duration::hours(1);
+    assert_eq!(
+        all_batches(|| store.purge_finished_batch(cutoff)).unwrap(),
         11
     );
     let want = counted(&store);

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use asyncstatus_domain::{JobStatus, JobUpdate};
+use asyncstatus_persistence::testing::all_batches;
 use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -501,9 +502,8 @@ async fn replicas_reaping_at_once_finish_each_job_once(backend: Backend) {
         let store = app.store.clone();
         std::thread::spawn(move || {
             let now = now_micros();
-            store
-                .fail_stale_jobs(now - chrono::Duration::minutes(15), now)
-                .unwrap()
+            let cutoff = now - chrono::Duration::minutes(15);
+            all_batches(|| store.fail_stale_batch(cutoff, now)).unwrap()
         })
     });
     let finished: usize = sweepers
