@@ -3,7 +3,10 @@
 //!
 //! PostgreSQL tests need `ASYNCSTATUS_TEST_DATABASE_URL`, a URL of a cluster where we may
 //! create databases (`make test` starts a throwaway one and sets it). Without it they are
-//! skipped with a message, unless `ASYNCSTATUS_TEST_REQUIRE_PG=1`, which makes them fail.
+//! skipped, unless `ASYNCSTATUS_TEST_REQUIRE_PG=1`, which makes them fail. Every test that needs
+//! PostgreSQL has `postgres` in its path, so that `scripts/run-tests` filters them out and the
+//! runner reports them as skipped, not passed; one that returns early without the cluster and
+//! lacks the word in its name fails, naming the rule.
 #![allow(clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -69,6 +72,15 @@ pub fn postgres_admin_url() -> Option<String> {
              which starts a throwaway PostgreSQL"
         ),
         _ => {
+            // libtest names each test's thread after the test's path.
+            let thread = std::thread::current();
+            let test = thread.name().unwrap_or("main");
+            assert!(
+                test == "main" || test.contains("postgres"),
+                "{test} needs PostgreSQL but lacks `postgres` in its name: without a cluster \
+                 it would pass instead of being reported as skipped (scripts/run-tests skips \
+                 the tests named so)"
+            );
             eprintln!("SKIPPED (PostgreSQL): {PG_URL_VAR} is not set; `make test` sets it");
             None
         }
