@@ -7,6 +7,7 @@ use asyncstatus_domain::ADMIN_ROLE;
 use asyncstatus_persistence::{now_micros, Store, StoreError};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
+use secrecy::ExposeSecret;
 
 use crate::settings::Settings;
 
@@ -28,7 +29,7 @@ pub fn ensure_admin(
     }
     let username = settings.bootstrap.admin_username.clone();
     let (password, generated) = match &settings.bootstrap.admin_password {
-        Some(p) if !p.expose().is_empty() => (p.expose().to_owned(), false),
+        Some(p) if !p.expose_secret().is_empty() => (p.expose_secret().to_owned(), false),
         _ => (Alphanumeric.sample_string(&mut rand::rng(), 24), true),
     };
     match store.add_user(
@@ -57,7 +58,7 @@ pub fn signing_secrets(store: &Store, settings: &Settings) -> Result<Vec<String>
             .auth
             .secrets
             .iter()
-            .map(|s| s.expose().to_owned())
+            .map(|s| s.expose_secret().to_owned())
             .collect());
     }
     let mut bytes = [0u8; 32];

@@ -125,18 +125,12 @@ pub fn run() -> anyhow::Result<()> {
         Command::Healthcheck { timeout } => healthcheck(&settings.server, timeout),
         Command::Migrate => {
             open_store(&settings)?;
-            println!("database {} is up to date", display_url(&settings));
+            println!("database {} is up to date", settings.database.url);
             Ok(())
         }
         Command::User(cmd) => user(&open_store(&settings)?, cmd),
         Command::Role(cmd) => role(&open_store(&settings)?, cmd),
     }
-}
-
-fn display_url(settings: &Settings) -> String {
-    asyncstatus_persistence::DatabaseUrl::parse(settings.database.url.expose())
-        .map(|u| u.to_string())
-        .unwrap_or_default()
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -147,7 +141,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             h => h.to_owned(),
         };
         let scheme = if settings.server.tls_cert.is_some() { "https" } else { "http" };
-        let database = display_url(&settings);
+        let database = settings.database.url.to_string();
         let app = Application::build(settings).await?;
         let base = format!("{scheme}://{host}:{}/api/4.0", app.port());
         say!("asyncstatus is serving {base}/ (database {database})");

@@ -6,8 +6,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{Config, Environment, File, FileFormat};
+use asyncstatus_persistence::DatabaseUrl;
+use config::{Config, File, FileFormat};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
+
+/// A value that must never be printed or logged (`Debug` shows `[REDACTED]`); `expose_secret`
+/// reads it.
+pub use secrecy::SecretString as Secret;
 
 /// The defaults, compiled in so the binary runs without a config folder.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -20,26 +26,6 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// The smallest `server.max_response_bytes`: any one job (a 64 KiB message, escaped) fits.
 pub const MIN_RESPONSE_BYTES: usize = 1 << 20;
 
-/// A value that must never be printed or logged.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -51,7 +37,7 @@ pub struct Settings {
     pub log: LogSettings,
     /// `ASYNCSTATUS_ENV` (development when unset).
     #[serde(skip)]
-    pub environment: String,
+    pub environment: Environment,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,10 +64,46 @@ pub struct ServerSettings {
     pub body_timeout: Duration,
 }
 
-#[derive(Clone, Deserialize)]
+/// `ASYNCSTATUS_ENV`: which `config/<name>.toml` overlays the defaults. Every environment is
+/// held to the same safety checks; the name chooses the file, and is shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+    /// Any other name (`staging`, `ci`, …).
+    Named(String),
+}
+
+impl Environment {
+    pub fn from_name(name: &str) -> Environment {
+        match name {
+            "development" => Environment::Development,
+            "production" => Environment::Production,
+            other => Environment::Named(other.to_owned()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+            Environment::Named(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    /// May hold a password: shown redacted.
-    pub url: Secret,
+    /// May hold a password: `Debug` and `Display` redact it.
+    #[serde(deserialize_with = "database_url")]
+    pub url: DatabaseUrl,
     pub pool_size: u32,
     #[serde(with = "humantime_serde")]
     pub checkout_timeout: Duration,
@@ -90,18 +112,14 @@ pub struct DatabaseSettings {
     pub migration_lock_timeout: Duration,
 }
 
-impl fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = asyncstatus_persistence::DatabaseUrl::parse(self.url.expose())
-            .map(|u| u.to_string())
-            .unwrap_or_else(|_| "(invalid)".into());
-        f.debug_struct("DatabaseSettings")
-            .field("url", &url)
-            .field("pool_size", &self.pool_size)
-            .field("checkout_timeout", &self.checkout_timeout)
-            .field("migration_lock_timeout", &self.migration_lock_timeout)
-            .finish()
-    }
+/// `database.url`, parsed once: `sqlite://PATH` or `postgres://…`.
+fn database_url<'de, D>(deserializer: D) -> Result<DatabaseUrl, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = Secret::deserialize(deserializer)?;
+    // The config crate adds "for key `database.url`".
+    DatabaseUrl::parse(text.expose_secret()).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,8 +309,8 @@ impl Settings {
     pub fn load(sources: &Sources) -> Result<Settings, SettingsError> {
         let environment = sources
             .environment
-            .clone()
-            .unwrap_or_else(|| "development".to_owned());
+            .as_deref()
+            .map_or(Environment::Development, Environment::from_name);
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(dir) = &sources.config_dir {
@@ -311,7 +329,7 @@ impl Settings {
         }
         if sources.env_vars {
             builder = builder.add_source(
-                Environment::with_prefix("ASYNCSTATUS")
+                config::Environment::with_prefix("ASYNCSTATUS")
                     .prefix_separator("__")
                     .separator("__")
                     // Values stay text (a password "0012" must not become 12); typed keys
@@ -331,8 +349,6 @@ impl Settings {
     /// Checks what serde cannot: ranges, combinations, and safety (the same in every
     /// environment).
     pub fn validate(&self) -> Result<(), SettingsError> {
-        asyncstatus_persistence::DatabaseUrl::parse(self.database.url.expose())
-            .map_err(|e| invalid(format!("database.url: {e}")))?;
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size must be at least 1"));
         }
@@ -350,7 +366,7 @@ impl Settings {
             .auth
             .secrets
             .iter()
-            .any(|s| s.expose() == FORMER_DEVELOPMENT_SECRET)
+            .any(|s| s.expose_secret() == FORMER_DEVELOPMENT_SECRET)
         {
             return Err(invalid(
                 "auth.secrets holds the development secret of earlier versions, which is \
@@ -362,7 +378,7 @@ impl Settings {
             .auth
             .secrets
             .iter()
-            .any(|s| s.expose().chars().count() < MIN_SECRET_LEN)
+            .any(|s| s.expose_secret().chars().count() < MIN_SECRET_LEN)
         {
             return Err(invalid(format!(
                 "auth.secrets must be at least {MIN_SECRET_LEN} characters each \
@@ -461,7 +477,7 @@ impl Settings {
             .map_err(|e| invalid(format!("bootstrap.admin_username: {e}")))?;
         // Empty means "generate one"; otherwise the CLI's rule.
         if let Some(password) = &self.bootstrap.admin_password {
-            let length = password.expose().chars().count();
+            let length = password.expose_secret().chars().count();
             if length > 0 && length < MIN_PASSWORD_LEN {
                 return Err(invalid(format!(
                     "bootstrap.admin_password must be at least {MIN_PASSWORD_LEN} characters \
@@ -502,7 +518,7 @@ mod tests {
         let s = Settings::defaults().unwrap();
         assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
         assert_eq!(s.server.max_body_bytes, 1_048_576);
-        assert_eq!(s.database.url.expose(), "sqlite://data/asyncstatus.db");
+        assert_eq!(s.database.url.to_string(), "sqlite://data/asyncstatus.db");
         assert_eq!(s.database.pool_size, 8);
         assert_eq!(s.database.checkout_timeout, Duration::from_secs(5));
         assert_eq!(s.auth.token_ttl, Duration::from_secs(6 * 3600));
@@ -521,7 +537,7 @@ mod tests {
         assert_eq!(s.jobs.max_waiters, 4000);
         assert_eq!(s.jobs.max_waiters_per_user, 100);
         assert_eq!(s.auth.login_queue, 64);
-        assert_eq!(s.environment, "development");
+        assert_eq!(s.environment, Environment::Development);
     }
 
     #[test]
@@ -625,7 +641,7 @@ mod tests {
                 "https://a.example,https://b.example",
             ),
         ];
-        let source = Environment::with_prefix("ASYNCSTATUS")
+        let source = config::Environment::with_prefix("ASYNCSTATUS")
             .prefix_separator("__")
             .separator("__")
             .try_parsing(false)
@@ -641,8 +657,13 @@ mod tests {
             .and_then(Config::try_deserialize)
             .unwrap();
         let password = settings.bootstrap.admin_password.unwrap();
-        assert_eq!(password.expose(), "0012345678");
-        let secrets: Vec<&str> = settings.auth.secrets.iter().map(Secret::expose).collect();
+        assert_eq!(password.expose_secret(), "0012345678");
+        let secrets: Vec<&str> = settings
+            .auth
+            .secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
         assert_eq!(secrets, ["00123456789012345678901234567890123", "true"]);
         assert_eq!(settings.server.port, 9090);
         assert_eq!(settings.server.max_body_bytes, 4096);
@@ -735,7 +756,7 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let mut s = Settings::defaults().unwrap();
-        s.auth.secrets = vec![Secret::new("a-configured-secret-0123456789abcdef")];
+        s.auth.secrets = vec![Secret::from("a-configured-secret-0123456789abcdef")];
         let shown = format!("{s:?}");
         assert!(!shown.contains("a-configured-secret"), "{shown}");
     }

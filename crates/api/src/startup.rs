@@ -9,7 +9,7 @@ use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use asyncstatus_auth::Authenticator;
-use asyncstatus_persistence::{DatabaseUrl, PoolOptions, Store};
+use asyncstatus_persistence::{PoolOptions, Store};
 
 use crate::bootstrap::{ensure_admin, CreatedAdmin};
 use crate::http;
@@ -18,9 +18,9 @@ use crate::state::AppState;
 
 /// Opens the database of `settings` and applies pending migrations.
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let url = DatabaseUrl::parse(settings.database.url.expose())?;
+    let url = &settings.database.url;
     let store = Store::open(
-        &url,
+        url,
         &PoolOptions {
             size: settings.database.pool_size,
             checkout_timeout: settings.database.checkout_timeout,

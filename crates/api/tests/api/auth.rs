@@ -291,8 +291,8 @@ async fn secrets_rotate_signing_with_the_first_and_accepting_any(backend: Backen
     const NEW: &str = "the-new-secret-0123456789abcdefghijkl";
     let Some(app) = TestApp::spawn_with(backend, |s| {
         s.auth.secrets = vec![
-            asyncstatus_api::settings::Secret::new(NEW),
-            asyncstatus_api::settings::Secret::new(SECRET),
+            asyncstatus_api::settings::Secret::from(NEW),
+            asyncstatus_api::settings::Secret::from(SECRET),
         ]
     })
     .await

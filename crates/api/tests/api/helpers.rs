@@ -62,10 +62,10 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
 pub fn settings_for_url(url: &str) -> Settings {
     let mut s = Settings::defaults().expect("built-in settings");
     s.server.port = 0;
-    s.database.url = Secret::new(url);
+    s.database.url = asyncstatus_persistence::DatabaseUrl::parse(url).expect("a database URL");
     s.database.pool_size = 4;
-    s.auth.secrets = vec![Secret::new(SECRET)];
-    s.bootstrap.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    s.auth.secrets = vec![Secret::from(SECRET)];
+    s.bootstrap.admin_password = Some(Secret::from(ADMIN_PASSWORD));
     s
 }
 

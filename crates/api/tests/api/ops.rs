@@ -4,7 +4,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use asyncstatus_api::settings::Secret;
 use asyncstatus_persistence::testing::TestDatabase;
 use asyncstatus_persistence::Backend;
 use reqwest::StatusCode;
@@ -491,7 +490,6 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     let url = cluster.database("outage");
     let mut settings = settings_for_url(&url);
     settings.database.checkout_timeout = Duration::from_secs(1);
-    settings.database.url = Secret::new(url);
     let app = TestApp::start_on(None, settings).await;
     app.login_admin().await;
     let id = app.create_job("before the outage").await;

@@ -188,7 +188,7 @@ async fn a_configured_secret_takes_precedence_over_the_stored_one(backend: Backe
         .await
         .unwrap();
     let configured = generated
-        .replica(|s| s.auth.secrets = vec![Secret::new(SECRET)])
+        .replica(|s| s.auth.secrets = vec![Secret::from(SECRET)])
         .await;
     let by_stored = generated.token(ADMIN, ADMIN_PASSWORD).await;
     let by_configured = configured.token(ADMIN, ADMIN_PASSWORD).await;
@@ -214,8 +214,8 @@ async fn a_configured_secret_takes_precedence_over_the_stored_one(backend: Backe
     let rotated = generated
         .replica(|s| {
             s.auth.secrets = vec![
-                Secret::new("the-new-secret-0123456789abcdefghijkl"),
-                Secret::new(stored.clone()),
+                Secret::from("the-new-secret-0123456789abcdefghijkl"),
+                Secret::from(stored.clone()),
             ]
         })
         .await;
