@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::header::{HeaderName, HttpDate, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use actix_web::http::header::{
+    ETag, EntityTag, Header, HeaderName, HttpDate, IfModifiedSince, LastModified, IF_NONE_MATCH,
+};
 use actix_web::HttpRequest;
 use asyncstatus_domain::AsyncStatus;
 
@@ -13,45 +15,51 @@ pub const PREFER: HeaderName = HeaderName::from_static("prefer");
 pub const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
 /// A weak entity tag that changes whenever the job does: `W/"<id>-<last_updated µs>"`.
-pub fn etag(job: &AsyncStatus) -> String {
-    format!("W/\"{}-{}\"", job.id, job.last_updated.timestamp_micros())
+pub fn etag(job: &AsyncStatus) -> ETag {
+    ETag(EntityTag::new_weak(format!(
+        "{}-{}",
+        job.id,
+        job.last_updated.timestamp_micros()
+    )))
 }
 
 /// `last_updated` as an HTTP date (whole seconds).
-pub fn last_modified(job: &AsyncStatus) -> HttpDate {
+pub fn last_modified(job: &AsyncStatus) -> LastModified {
     let secs = u64::try_from(job.last_updated.timestamp()).unwrap_or(0);
-    HttpDate::from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    LastModified(HttpDate::from(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+    ))
 }
 
-/// The opaque part of an entity tag, for weak comparison.
-fn opaque(tag: &str) -> &str {
-    tag.trim().trim_start_matches("W/")
-}
-
-/// Whether the client's copy is current: `If-None-Match` decides when present (a listed tag
-/// or `*`), else `If-Modified-Since` (no change since that second). An unparsable date is
-/// ignored, as RFC 9110 says.
+/// Whether the client's copy is current: `If-None-Match` decides when present (a listed tag,
+/// weakly compared, or `*`), else `If-Modified-Since` (no change since that second). An
+/// unparsable date is ignored, as RFC 9110 says.
+///
+/// The list is read item by item rather than with actix-web's `IfNoneMatch`, which refuses a
+/// whole header over one unreadable item or a `*` among tags (`"a", *`, which clients send and
+/// we answer as `*`).
 pub fn not_modified(req: &HttpRequest, job: &AsyncStatus) -> bool {
-    let tags: Vec<&str> = req
+    let mut items = req
         .headers()
         .get_all(IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .collect();
-    if !tags.is_empty() {
-        let ours = etag(job);
-        return tags
-            .iter()
-            .any(|t| t.trim() == "*" || opaque(t) == opaque(&ours));
+        .map(str::trim)
+        .peekable();
+    if items.peek().is_some() {
+        let ETag(ours) = etag(job);
+        return items.any(|item| {
+            item == "*"
+                || item
+                    .parse::<EntityTag>()
+                    .is_ok_and(|tag| tag.weak_eq(&ours))
+        });
     }
-    let since = req
-        .headers()
-        .get(IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<HttpDate>().ok());
-    match since {
-        Some(since) => SystemTime::from(last_modified(job)) <= SystemTime::from(since),
-        None => false,
+    match IfModifiedSince::parse(req) {
+        Ok(IfModifiedSince(since)) => {
+            SystemTime::from(last_modified(job).0) <= SystemTime::from(since)
+        }
+        Err(_) => false,
     }
 }
 

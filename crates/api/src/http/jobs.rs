@@ -1,6 +1,6 @@
 //! `async_status` and `async_status/{id}`: read, list, create, update, delete.
 
-use actix_web::http::header::{ETAG, LAST_MODIFIED, LOCATION, RETRY_AFTER};
+use actix_web::http::header::{LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -46,8 +46,8 @@ fn job_response(
 
 fn job_headers(state: &AppState, builder: &mut actix_web::HttpResponseBuilder, job: &AsyncStatus) {
     builder
-        .insert_header((ETAG, conditional::etag(job)))
-        .insert_header((LAST_MODIFIED, conditional::last_modified(job)));
+        .insert_header(conditional::etag(job))
+        .insert_header(conditional::last_modified(job));
     if job.status == JobStatus::Pending {
         builder.insert_header((
             RETRY_AFTER,

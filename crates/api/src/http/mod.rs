@@ -20,6 +20,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::{Compress, DefaultHeaders, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use tracing::Instrument;
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiVersion, RefreshedToken, RequestUser};
@@ -85,7 +86,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `X-Request-Id`: taken from the request when it is a short token, else made here; echoed
-/// on the answer and written in the access log.
+/// on the answer, written in the access log, and a field of the request's span (every line
+/// logged while the request is handled carries it). Hand-written: tracing-actix-web makes its
+/// own ids and does not take the one a proxy or client sends.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn request_id(req: &ServiceRequest) -> String {
@@ -117,7 +120,8 @@ async fn session_and_log(
     let client = req.app_data::<web::Data<AppState>>().and_then(|state| {
         client::client_addr(req.request(), &state.settings.server.trusted_proxies)
     });
-    let mut res = next.call(req).await?;
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut res = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
     }
