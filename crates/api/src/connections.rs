@@ -108,8 +108,9 @@ impl ClientConnections {
         }))
     }
 
-    /// Clients with a connection open now (for tests).
-    pub fn clients(&self) -> usize {
+    /// Clients with a connection open now.
+    #[cfg(test)]
+    fn clients(&self) -> usize {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 

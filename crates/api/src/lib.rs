@@ -1,17 +1,21 @@
 //! asyncstatus-api: the Traffic Ops `async_status` API and asyncstatus' additions, served by
 //! actix-web over the `persistence` and `auth` crates.
+//!
+//! Public: what the binary (`cli`) and the integration tests use (the settings, the
+//! application, and the shared state they inspect: the database gate, the waiters, the login
+//! slots, the reaper's sweep); the rest is private.
 
-pub mod bootstrap;
+mod bootstrap;
 pub mod cli;
-pub mod connections;
+mod connections;
 pub mod db;
-pub mod http;
+mod http;
 pub mod logins;
-pub mod metrics;
-pub mod reads;
+mod metrics;
+mod reads;
 pub mod reaper;
 pub mod settings;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
+mod telemetry;
 pub mod waiters;
