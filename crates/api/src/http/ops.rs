@@ -37,15 +37,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// The OpenAPI document, kept in the repository (`docs/openapi.json`) and compiled in.
-pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
-
-/// `GET /api/openapi.json`: no auth. The body and its digest are made once.
+/// `GET /api/openapi.json`: no auth. The document (generated from the code, see
+/// [`crate::http::openapi`]) and its digest are made once.
 pub async fn openapi() -> HttpResponse {
     static DOCUMENT: std::sync::OnceLock<(Bytes, String)> = std::sync::OnceLock::new();
     let (body, digest) = DOCUMENT.get_or_init(|| {
-        let mut bytes = OPENAPI.trim_end().as_bytes().to_vec();
-        bytes.push(b'\n');
+        let bytes = crate::http::openapi::document().as_bytes().to_vec();
         let digest = crate::http::response::sha512_b64(&bytes);
         (Bytes::from(bytes), digest)
     });
