@@ -10,6 +10,10 @@ use crate::http::error::ApiError;
 use crate::http::extract::{
     json_body, read_body, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
 };
+use crate::http::openapi::{
+    BadRequest, BodyErrors, CrossSite, InternalError, NotAcceptable, SessionErrors,
+    TooManyRequests, VersionNotImplemented, VersionPath,
+};
 use crate::http::response::{json, json_with, Alert, Envelope};
 use crate::state::AppState;
 
@@ -38,7 +42,50 @@ struct LoginBody {
     p: Option<String>,
 }
 
-/// `POST user/login` with `{"u": …, "p": …}`.
+/// Log in
+///
+#[doc = "Checks a username and password and sets the `access_token` cookie (a JWT, also usable \
+         as `Authorization: Bearer`). The body is read as JSON whatever its `Content-Type`. \
+         Unknown user, wrong password, a user with no password, and a user whose role is \
+         `disallowed` all answer the same 401."]
+#[utoipa::path(
+    post,
+    path = "/api/{version}/user/login",
+    operation_id = "login",
+    tag = "users",
+    security(),
+    params(VersionPath),
+    request_body = LoginRequest,
+    responses(
+        (
+            status = 200,
+            description = r#"Logged in: `{"alerts":[{"level":"success","text":"Successfully logged in."}]}`."#,
+            body = AlertsEnvelope,
+            headers(("Set-Cookie" = SetCookieLogin)),
+        ),
+        (status = 400, response = BadRequest),
+        (
+            status = 401,
+            description = "The alert is `Invalid username or password.`",
+            body = ErrorEnvelope,
+        ),
+        (status = 403, response = CrossSite),
+        (status = 406, response = NotAcceptable),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 501, response = VersionNotImplemented),
+        (
+            status = 503,
+            description = "The database is unavailable (`the database is unavailable; try again \
+                shortly`), or every password-check slot is busy and `auth.login_queue` logins \
+                already wait for one (`too many logins are waiting (auth.login_queue); try \
+                again shortly`).",
+            body = ErrorEnvelope,
+            headers(("Retry-After" = RetryAfterRequired)),
+        ),
+        BodyErrors,
+    )
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -90,7 +137,27 @@ pub async fn login(
     ))
 }
 
-/// `POST user/logout`: revokes the token's session and clears the cookie.
+/// Log out
+///
+#[doc = "Revokes the token the request carried (the Bearer token, else the cookie) and clears \
+         the cookie. The user's other tokens keep working. No body is read."]
+#[utoipa::path(
+    post,
+    path = "/api/{version}/user/logout",
+    operation_id = "logout",
+    tag = "users",
+    params(VersionPath),
+    responses(
+        (
+            status = 200,
+            description = r#"Logged out: `{"alerts":[{"level":"success","text":"You are logged out."}]}`."#,
+            body = AlertsEnvelope,
+            headers(("Set-Cookie" = SetCookieLogout)),
+        ),
+        (status = 403, response = CrossSite),
+        SessionErrors,
+    )
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -122,7 +189,25 @@ struct CurrentUser {
     permissions: Vec<String>,
 }
 
-/// `GET user/current`: any authenticated user.
+/// The current user
+///
+/// The authenticated user; any role may read it.
+#[utoipa::path(
+    get,
+    path = "/api/{version}/user/current",
+    operation_id = "getCurrentUser",
+    tag = "users",
+    params(VersionPath),
+    responses(
+        (
+            status = 200,
+            description = "The user.",
+            body = CurrentUserEnvelope,
+            headers(("Set-Cookie" = SetCookieRefresh)),
+        ),
+        SessionErrors,
+    )
+)]
 pub async fn current(auth: Authenticated) -> HttpResponse {
     let p = &auth.principal;
     json(
