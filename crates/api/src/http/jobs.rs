@@ -4,6 +4,7 @@ use actix_web::http::header::{ETAG, LAST_MODIFIED, LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use asyncstatus_domain::list::parse_int;
 use asyncstatus_domain::{
@@ -61,15 +62,23 @@ fn job_headers(state: &AppState, builder: &mut actix_web::HttpResponseBuilder, j
 }
 
 /// The body of `POST async_status`.
-#[derive(Debug, Default, Deserialize)]
-struct CreateBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CreateJobRequest)]
+pub(crate) struct CreateBody {
+    /// At most 65536 bytes of UTF-8, no NUL character.
+    #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
     message: Option<String>,
 }
 
 /// The body of `PUT async_status/{id}`.
-#[derive(Debug, Default, Deserialize)]
-struct UpdateBody {
+// `status` is an `Option`, so that a missing one answers its own 400.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = UpdateJobRequest)]
+pub(crate) struct UpdateBody {
+    #[schema(value_type = JobStatus)]
     status: Option<JobStatus>,
+    /// At most 65536 bytes of UTF-8, no NUL character. Absent or `null` keeps the stored message.
+    #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
     message: Option<String>,
 }
 

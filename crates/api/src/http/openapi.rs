@@ -6,7 +6,11 @@
 //! - the operations (`paths`): the `#[utoipa::path]` annotations on the handlers (`jobs.rs`,
 //!   `users.rs`, `ops.rs`), listed in [`ApiDoc`]; an operation's summary and description are
 //!   its handler's doc comment (first line, then the rest);
-//! - `#/components/schemas`: the `ToSchema` types below;
+//! - `#/components/schemas`: `ToSchema` derived on the real types where they have the shape
+//!   sent or read (`response.rs`: `Level`, `Alert`, `Summary`, `JobJson`; `users.rs`:
+//!   `LoginBody`, `CurrentUser`; `jobs.rs`: `CreateBody`, `UpdateBody`), and on mirrors in
+//!   [`schemas`] for the rest (the domain's `JobStatus`, the generic envelope's variants, the
+//!   `json!` answers of `ops.rs`), each saying why;
 //! - `#/components/responses`, `parameters` and `headers`: [`error_responses!`],
 //!   [`shared_parameters`] and [`shared_headers`] below; the handlers name them
 //!   (`response = JobNotFound`, response sets such as [`SessionErrors`], `params(JobPath)`,
@@ -64,7 +68,7 @@ use schemas::*;
     ),
     components(
         schemas(
-            AlertLevel,
+            Level,
             Alert,
             Alerts,
             ErrorAlert,
@@ -78,9 +82,9 @@ use schemas::*;
             JobListEnvelope,
             CurrentUser,
             CurrentUserEnvelope,
-            LoginRequest,
-            CreateJobRequest,
-            UpdateJobRequest,
+            LoginBody,
+            CreateBody,
+            UpdateBody,
             Pong,
             Health,
             Ready,
@@ -795,34 +799,33 @@ fn job_links() -> Value {
         .into()
 }
 
-/// The schema types: mirrors, read by utoipa for their shape and by no code.
+/// The schema types with no real type of their own to derive from: mirrors, read by utoipa
+/// for their shape and by no code. The conformance tests validate the real answers against
+/// the schemas made from them, so a mirror that drifts from what is sent fails a test.
 mod schemas {
     #![allow(dead_code)]
 
-    use serde::Deserialize;
+    use serde::Serialize;
     use serde_json::Value;
     use utoipa::openapi::{ArrayBuilder, Ref, RefOr, Schema};
     use utoipa::ToSchema;
 
-    // An alert's level.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub(super) enum AlertLevel {
-        Success,
-        Info,
-        Warning,
-        Error,
-    }
+    pub(super) use crate::http::jobs::{CreateBody, UpdateBody};
+    pub(super) use crate::http::response::{Alert, JobJson as Job, Level, Summary};
+    pub(super) use crate::http::users::{CurrentUser, LoginBody};
 
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Alert {
-        level: AlertLevel,
-        text: String,
+    // Mirror: `asyncstatus_domain::JobStatus` (the domain crate does not depend on utoipa).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub(super) enum JobStatus {
+        Pending,
+        Succeeded,
+        Failed,
     }
 
     /// One alert at least: `"alerts":[...]`.
-    #[derive(Default, Deserialize)]
+    // Mirror: `Envelope::alerts` is an `Option<Vec<Alert>>`, never an empty one.
+    #[derive(Default, Serialize)]
     pub(super) struct Alerts;
 
     impl<'s> ToSchema<'s> for Alerts {
@@ -834,14 +837,15 @@ mod schemas {
         }
     }
 
-    // The one level an error alert has.
-    #[derive(Deserialize, ToSchema)]
+    // Mirror: the one level an error alert has (`ApiError` always sends `Level::Error`).
+    #[derive(Serialize, ToSchema)]
     pub(super) enum ErrorLevel {
         #[serde(rename = "error")]
         Error,
     }
 
-    #[derive(Deserialize, ToSchema)]
+    // Mirror: an `Alert` of `ErrorLevel`.
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct ErrorAlert {
         #[schema(inline)]
@@ -850,130 +854,63 @@ mod schemas {
     }
 
     /// An answer with nothing to return but alerts.
-    #[derive(Deserialize, ToSchema)]
+    // Mirror, like the envelopes below: one generic `Envelope` of optional parts, where each
+    // answer's schema says which parts it has.
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct AlertsEnvelope {
         alerts: Alerts,
     }
 
     /// Every error: `{"alerts":[{"level":"error","text":"<message>"}]}`.
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct ErrorEnvelope {
         #[schema(min_items = 1)]
         alerts: Vec<ErrorAlert>,
     }
 
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Summary {
-        /// The number of jobs the filters select, before `limit`, `offset` and `page`.
-        #[schema(minimum = 0)]
-        count: i64,
-        /// Present when jobs follow this page: the `cursor` of the next page.
-        #[serde(default)]
-        next: String,
-    }
-
-    #[derive(Deserialize, ToSchema)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub(super) enum JobStatus {
-        Pending,
-        Succeeded,
-        Failed,
-    }
-
-    /// A job as Traffic Ops shows it; all five keys are always present.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Job {
-        id: i64,
-        status: JobStatus,
-        /// RFC 3339, UTC, microseconds: `2021-02-18T17:13:56.352261Z`.
-        #[schema(format = DateTime, example = "2021-02-18T17:13:56.352261Z")]
-        start_time: String,
-        /// When the job finished; `null` while it is `PENDING`.
-        #[schema(format = DateTime, required = true)]
-        end_time: Option<String>,
-        /// The producer's latest message; `null` when none was ever given.
-        #[schema(required = true)]
-        message: Option<String>,
-    }
-
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct JobEnvelope {
-        response: Job,
+        response: Job<'static>,
         #[serde(default)]
         alerts: Alerts,
     }
 
     /// A job that was just created or changed, with a success alert.
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct JobChangedEnvelope {
         alerts: Alerts,
-        response: Job,
+        response: Job<'static>,
     }
 
-    #[derive(Deserialize, ToSchema)]
+    // Mirror: the list answer is put together from ready JSON (`jobs::list_body`).
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct JobListEnvelope {
-        response: Vec<Job>,
+        response: Vec<Job<'static>>,
         summary: Summary,
         #[serde(default)]
         alerts: Alerts,
     }
 
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct CurrentUser {
-        id: i64,
-        username: String,
-        role: String,
-        /// The role's permissions, sorted; for `admin`, every permission asyncstatus checks plus any others granted.
-        permissions: Vec<String>,
-    }
-
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct CurrentUserEnvelope {
         response: CurrentUser,
     }
 
-    #[derive(Deserialize, ToSchema)]
-    pub(super) struct LoginRequest {
-        /// Username.
-        #[schema(min_length = 1)]
-        u: String,
-        /// Password.
-        #[schema(min_length = 1, format = Password)]
-        p: String,
-    }
-
-    #[derive(Deserialize, ToSchema)]
-    pub(super) struct CreateJobRequest {
-        /// At most 65536 bytes of UTF-8, no NUL character.
-        #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
-        message: Option<String>,
-    }
-
-    #[derive(Deserialize, ToSchema)]
-    pub(super) struct UpdateJobRequest {
-        status: JobStatus,
-        /// At most 65536 bytes of UTF-8, no NUL character. Absent or `null` keeps the stored message.
-        #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
-        message: Option<String>,
-    }
-
-    // `"pong"`, the one answer of `ping`.
-    #[derive(Deserialize, ToSchema)]
+    // Mirror, like `Health` and `Ready`: `ops.rs` answers a `json!` value, `"pong"` the only
+    // value of `ping`.
+    #[derive(Serialize, ToSchema)]
     pub(super) enum PongValue {
         #[serde(rename = "pong")]
         Pong,
     }
 
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct Pong {
         #[schema(inline)]
@@ -981,13 +918,13 @@ mod schemas {
     }
 
     // `"ok"`, the one answer of `/healthz`.
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     pub(super) enum HealthValue {
         #[serde(rename = "ok")]
         Ok,
     }
 
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct Health {
         #[schema(inline)]
@@ -995,13 +932,13 @@ mod schemas {
     }
 
     // `"ready"`, the answer of `/readyz` when the service is ready.
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     pub(super) enum ReadyValue {
         #[serde(rename = "ready")]
         Ready,
     }
 
-    #[derive(Deserialize, ToSchema)]
+    #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct Ready {
         #[schema(inline)]
@@ -1009,7 +946,8 @@ mod schemas {
     }
 
     /// This document.
-    #[derive(Deserialize, ToSchema)]
+    // Mirror: the document is served as text.
+    #[derive(Serialize, ToSchema)]
     pub(super) struct OpenApiDocument {
         openapi: String,
         #[schema(value_type = Object)]

@@ -4,6 +4,7 @@ use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::db::blocking;
 use crate::http::error::ApiError;
@@ -35,10 +36,16 @@ pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> C
 /// `server.max_body_bytes` per connection.
 pub const LOGIN_MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The body of `POST user/login` (no `Debug`: it holds a password).
-#[derive(Default, Deserialize)]
-struct LoginBody {
+/// The body of `POST user/login`.
+// No `Debug`: it holds a password. `Option`s, so that a missing one answers its own 400.
+#[derive(Default, Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
+pub(crate) struct LoginBody {
+    /// Username.
+    #[schema(required = true, nullable = false, min_length = 1)]
     u: Option<String>,
+    /// Password.
+    #[schema(required = true, nullable = false, min_length = 1, format = Password)]
     p: Option<String>,
 }
 
@@ -181,11 +188,14 @@ pub async fn logout(
     ))
 }
 
-#[derive(Serialize)]
-struct CurrentUser {
+#[derive(Serialize, ToSchema)]
+// For the schema's `additionalProperties: false`.
+#[serde(deny_unknown_fields)]
+pub(crate) struct CurrentUser {
     id: i64,
     username: String,
     role: String,
+    /// The role's permissions, sorted; for `admin`, every permission asyncstatus checks plus any others granted.
     permissions: Vec<String>,
 }
 
