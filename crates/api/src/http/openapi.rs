@@ -4,18 +4,19 @@
 //!
 //! What is generated, and from what:
 //! - the operations (`paths`): the `#[utoipa::path]` annotations on the handlers (`jobs.rs`,
-//!   `users.rs`, `ops.rs`), listed in [`ApiDoc`]; an operation's summary and description are
-//!   its handler's doc comment (first line, then the rest);
+//!   `users.rs`, `ops.rs`), listed in `ApiDoc`; an operation's summary and description are
+//!   its handler's doc comment (the first line, then the rest; a long description is one
+//!   `#[doc = "..."]` with `\` line continuations, so that it stays one line of the document);
 //! - `#/components/schemas`: `ToSchema` derived on the real types where they have the shape
 //!   sent or read (`response.rs`: `Level`, `Alert`, `Summary`, `JobJson`; `users.rs`:
 //!   `LoginBody`, `CurrentUser`; `jobs.rs`: `CreateBody`, `UpdateBody`), and on mirrors in
-//!   [`schemas`] for the rest (the domain's `JobStatus`, the generic envelope's variants, the
+//!   `schemas` for the rest (the domain's `JobStatus`, the generic envelope's variants, the
 //!   `json!` answers of `ops.rs`), each saying why;
-//! - `#/components/responses`, `parameters` and `headers`: [`error_responses!`],
-//!   [`shared_parameters`] and [`shared_headers`] below; the handlers name them
+//! - `#/components/responses`, `parameters` and `headers`: `error_responses!`,
+//!   `shared_parameters` and `shared_headers` below; the handlers name them
 //!   (`response = JobNotFound`, response sets such as [`SessionErrors`], `params(JobPath)`,
 //!   `headers(("ETag" = ETag))`);
-//! - the frame (`info`, `servers`, `tags`, `security`, the security schemes): [`Frame`].
+//! - the frame (`info`, `servers`, `tags`, `security`, the security schemes): `Frame`.
 //!
 //! An annotation's `body = JobEnvelope` and `("ETag" = ETag)` are names, which utoipa writes
 //! as references without asking the compiler; the conformance tests check that every
@@ -25,9 +26,8 @@
 //!
 //! utoipa 4's model has no `components.parameters` or `components.headers`, no reference to
 //! either, no `required` on a header, no `links` on a response and no `not` in a schema, so
-//! [`finish`] adds those to the serialized document: each parameter the handlers list becomes
-//! a reference to the shared parameter of its name and place (a path parameter moves to its
-//! path item), each header an annotation names by a shared header (`"ETag" = ETag`, written
+//! `finish` adds those to the serialized document: each parameter the handlers list becomes
+//! a reference to the shared parameter it is (a path parameter moves to its path item), each header an annotation names by a shared header (`"ETag" = ETag`, written
 //! by utoipa as a schema reference) becomes a reference to it, every JSON answer gets
 //! `Whole-Content-SHA512` (as [`response::json_with`](super::response::json_with) sends it),
 //! and `createJob` gets its links.
