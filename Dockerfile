@@ -35,7 +35,8 @@ FROM chef AS build
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked -p asyncstatus-api --recipe-path recipe.json
 # The whole workspace: the crates, Cargo.lock (--locked), and the files compiled into the
-# binary: the migrations, config/default.toml (the built-in defaults) and docs/openapi.json.
+# binary: the migrations, config/default.toml (the built-in defaults) and the prose of the
+# OpenAPI document (crates/api/src/http/openapi_description.md).
 COPY . .
 RUN cargo build --release -p asyncstatus-api --locked
 

@@ -7,7 +7,7 @@ TO_CLIENT := apache-trafficcontrol==3.1.0
 # Compose v2 (`docker compose`) when the Docker CLI has it, else the standalone docker-compose.
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: run test lint fmt build release bench bench-scale soak fuzz check-deploy up down clean help
+.PHONY: run test lint fmt openapi build release bench bench-scale soak fuzz check-deploy up down clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+openapi: ## Write docs/openapi.json from the code (the document served at /api/openapi.json; a test fails when they differ)
+	$(CARGO) run --quiet -p asyncstatus-api -- openapi > docs/openapi.json.tmp
+	mv docs/openapi.json.tmp docs/openapi.json
 
 build: ## Debug build
 	$(CARGO) build --workspace

@@ -54,6 +54,10 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Print the OpenAPI document the service serves at /api/openapi.json (generated from the
+    /// code), pretty-printed; `make openapi` writes it to docs/openapi.json. Reads no
+    /// configuration and touches no database.
+    Openapi,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -112,6 +116,13 @@ macro_rules! say {
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        use std::io::Write as _;
+        std::io::stdout()
+            .write_all(crate::http::openapi::document().as_bytes())
+            .context("writing the OpenAPI document")?;
+        return Ok(());
+    }
     let settings = Settings::load(&Sources::from_process(cli.config.clone()))?;
     // Held until exit: dropping it writes the log lines still queued.
     let _log = crate::telemetry::init(settings.log.format);
@@ -128,6 +139,7 @@ pub fn run() -> anyhow::Result<()> {
             println!("database {} is up to date", settings.database.url);
             Ok(())
         }
+        Command::Openapi => Ok(()),
         Command::User(cmd) => user(&open_store(&settings)?, cmd),
         Command::Role(cmd) => role(&open_store(&settings)?, cmd),
     }

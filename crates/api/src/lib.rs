@@ -2,8 +2,8 @@
 //! actix-web over the `persistence` and `auth` crates.
 //!
 //! Public: what the binary (`cli`) and the integration tests use (the settings, the
-//! application, and the shared state they inspect: the database gate, the waiters, the login
-//! slots, the reaper's sweep); the rest is private.
+//! application, the OpenAPI document, and the shared state they inspect: the database gate,
+//! the waiters, the login slots, the reaper's sweep); the rest is private.
 
 mod bootstrap;
 pub mod cli;
@@ -19,3 +19,6 @@ pub mod startup;
 pub mod state;
 mod telemetry;
 pub mod waiters;
+
+/// The OpenAPI document the code generates (`docs/openapi.json` must equal it).
+pub use http::openapi::document as openapi_document;

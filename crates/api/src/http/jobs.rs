@@ -4,6 +4,7 @@ use actix_web::http::header::{LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use asyncstatus_domain::list::parse_int;
 use asyncstatus_domain::{
@@ -15,6 +16,10 @@ use asyncstatus_persistence::{now_micros, UpdateOutcome};
 use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{json_body, read_body, ApiVersion, Authenticated};
+use crate::http::openapi::{
+    BodyErrors, Conflict, JobConditions, JobErrors, JobNotFound, JobPath, ListFilters,
+    SessionErrors, VersionPath,
+};
 use crate::http::response::{json, json_with, raw_json, Alert, Envelope, JobJson, Summary};
 use crate::state::AppState;
 
@@ -57,15 +62,23 @@ fn job_headers(state: &AppState, builder: &mut actix_web::HttpResponseBuilder, j
 }
 
 /// The body of `POST async_status`.
-#[derive(Debug, Default, Deserialize)]
-struct CreateBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CreateJobRequest)]
+pub(crate) struct CreateBody {
+    /// At most 65536 bytes of UTF-8, no NUL character.
+    #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
     message: Option<String>,
 }
 
 /// The body of `PUT async_status/{id}`.
-#[derive(Debug, Default, Deserialize)]
-struct UpdateBody {
+// `status` is an `Option`, so that a missing one answers its own 400.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = UpdateJobRequest)]
+pub(crate) struct UpdateBody {
+    #[schema(value_type = JobStatus)]
     status: Option<JobStatus>,
+    /// At most 65536 bytes of UTF-8, no NUL character. Absent or `null` keeps the stored message.
+    #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
     message: Option<String>,
 }
 
@@ -94,19 +107,62 @@ async fn load(state: &web::Data<AppState>, id: i64) -> Result<AsyncStatus, ApiEr
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }
 
-/// `GET async_status/{id}`. With `Prefer: wait=N` a `PENDING` job's answer is held until the
-/// job changes to a final status or N seconds (capped by `jobs.max_wait`) pass; the wait is
-/// a parked future woken by the change feed, holding no connection and no worker. Past
-/// `jobs.max_waiters` (or the user's `jobs.max_waiters_per_user`) the preference is ignored
-/// (RFC 7240 allows it): the answer comes at once, without `Preference-Applied`. A waiter
-/// whose client hangs up is dropped with its connection (see [`crate::waiters`]).
-/// `If-None-Match`/`If-Modified-Since` are judged on the state finally answered.
+/// Get a job
+///
+#[doc = "Permission `ASYNC-STATUS:READ`. The Traffic Ops route. With `Prefer: wait=<seconds>` \
+         the answer for a `PENDING` job is held until the job finishes (by any replica) or the \
+         wait ends. Past `jobs.max_waiters` (or the user's `jobs.max_waiters_per_user`) the \
+         preference is ignored: the answer comes at once without `Preference-Applied`. \
+         `If-None-Match` / `If-Modified-Since` answer 304 when the client's copy is current. \
+         Authentication is checked before the id is parsed."]
+#[utoipa::path(
+    get,
+    path = "/api/{version}/async_status/{id}",
+    operation_id = "getJob",
+    tag = "jobs",
+    params(JobPath, JobConditions),
+    responses(
+        (
+            status = 200,
+            description = "The job.",
+            body = JobEnvelope,
+            headers(
+                ("ETag" = ETag),
+                ("Last-Modified" = LastModified),
+                ("Retry-After" = RetryAfterPending),
+                ("Preference-Applied" = PreferenceApplied),
+                ("Set-Cookie" = SetCookieRefresh),
+            ),
+        ),
+        (
+            status = 304,
+            description = "The client's copy is current; no body.",
+            headers(
+                ("ETag" = ETag),
+                ("Last-Modified" = LastModified),
+                ("Retry-After" = RetryAfterPending),
+                ("Preference-Applied" = PreferenceApplied),
+                ("Set-Cookie" = SetCookieRefresh),
+            ),
+        ),
+        (status = 404, response = JobNotFound),
+        SessionErrors,
+        JobErrors,
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Authenticated,
     id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // The long poll (`Prefer: wait=N`, RFC 7240): a `PENDING` job's answer is held until the
+    // job changes to a final status or N seconds (capped by `jobs.max_wait`) pass; the wait is
+    // a parked future woken by the change feed, holding no connection and no worker. Past
+    // `jobs.max_waiters` (or the user's `jobs.max_waiters_per_user`) the preference is
+    // ignored: the answer comes at once. A waiter whose client hangs up is dropped with its
+    // connection (see `crate::waiters`). `If-None-Match`/`If-Modified-Since` are judged on the
+    // state finally answered.
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let id = parse_id(&id)?;
     let mut wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
@@ -171,15 +227,42 @@ async fn wait_for_final(
 /// Bytes of a list answer kept for the envelope around the jobs (alert, summary).
 const ENVELOPE_BYTES: usize = 1024;
 
-/// `GET async_status`: filters, order and paging as Traffic Ops list endpoints take them.
-/// One answer holds at most `jobs.max_page` jobs and `server.max_response_bytes` of body; a
-/// list cut short says so in an `info` alert, with the `offset` and `limit` of the rest.
-/// Only the rows that fit are read (see [`asyncstatus_persistence::Store::list_jobs_within`]).
+/// List jobs
+///
+#[doc = "Permission `ASYNC-STATUS:READ`. Filters, ordering and paging as Traffic Ops list \
+         endpoints take them. A known parameter given twice, or with a value it cannot take, \
+         answers 400 naming it; parameters with other names are ignored. One answer holds at \
+         most `jobs.max_page` jobs (default 1000; a larger `limit` answers 400 naming \
+         `jobs.max_page`) and at most `server.max_response_bytes` of body (default 8 MiB): a \
+         list cut short by either carries an `info` alert saying so, with the `offset` and \
+         `limit` to ask for the rest."]
+#[utoipa::path(
+    get,
+    path = "/api/{version}/async_status",
+    operation_id = "listJobs",
+    tag = "jobs",
+    params(VersionPath, ListFilters),
+    responses(
+        (
+            status = 200,
+            description = "The jobs selected, and their total count before paging \
+                (`summary.count`, also when the list was cut). When the answer holds fewer jobs \
+                than asked for (or, without `limit`, fewer than there are) because of \
+                `jobs.max_page` or `server.max_response_bytes`, `alerts` holds one `info` alert \
+                ending `Ask for the rest with offset=<n>&limit=<m>.`",
+            body = JobListEnvelope,
+            headers(("Set-Cookie" = SetCookieRefresh)),
+        ),
+        SessionErrors,
+        JobErrors,
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // Only the rows that fit are read (see `Store::list_jobs_within`).
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let mut query = list_query(req.query_string())?;
     let max_page = state.settings.jobs.max_page;
@@ -286,7 +369,37 @@ fn list_body(alert: Option<Alert>, jobs_json: &[u8], summary: Summary) -> HttpRe
     raw_json(HttpResponse::Ok(), body)
 }
 
-/// `POST async_status` with `{"message": …}`: starts a `PENDING` job; 202 with `Location`.
+/// Start a job
+///
+#[doc = "Permission `ASYNC-STATUS:CREATE`. Creates a `PENDING` job. The body is optional: an \
+         empty body is read as `{}`."]
+#[utoipa::path(
+    post,
+    path = "/api/{version}/async_status",
+    operation_id = "createJob",
+    tag = "jobs",
+    params(VersionPath),
+    // Not `Option<CreateJobRequest>`, which utoipa 4 writes as a nullable `allOf`.
+    request_body(content = ref("#/components/schemas/CreateJobRequest")),
+    responses(
+        (
+            status = 202,
+            description = "The job was created. The alert is `Async job <id> created. See \
+                /api/<version>/async_status/<id> for its status.`",
+            body = JobChangedEnvelope,
+            headers(
+                ("Location" = Location),
+                ("ETag" = ETag),
+                ("Last-Modified" = LastModified),
+                ("Retry-After" = RetryAfterCreated),
+                ("Set-Cookie" = SetCookieRefresh),
+            ),
+        ),
+        SessionErrors,
+        JobErrors,
+        BodyErrors,
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -311,7 +424,39 @@ pub async fn create(
     Ok(job_response(&state, builder, &job, Some(alert)))
 }
 
-/// `PUT async_status/{id}` with `{"status": …, "message": …}`.
+/// Report on a job
+///
+#[doc = "Permission `ASYNC-STATUS:UPDATE`. `PENDING` → `PENDING` is a heartbeat (it may change \
+         the message and restarts the `jobs.stale_after` clock); `PENDING` → `SUCCEEDED` or \
+         `FAILED` finishes the job and the server sets `end_time`. A finished job never changes \
+         again: 409. Of two producers racing to finish a job, exactly one wins."]
+#[utoipa::path(
+    put,
+    path = "/api/{version}/async_status/{id}",
+    operation_id = "updateJob",
+    tag = "jobs",
+    params(JobPath),
+    request_body = UpdateJobRequest,
+    responses(
+        (
+            status = 200,
+            description = "The job as it now is. The alert is `Async job <id> updated.` or \
+                `Async job <id> finished as <STATUS>.`",
+            body = JobChangedEnvelope,
+            headers(
+                ("ETag" = ETag),
+                ("Last-Modified" = LastModified),
+                ("Retry-After" = RetryAfterPending),
+                ("Set-Cookie" = SetCookieRefresh),
+            ),
+        ),
+        (status = 404, response = JobNotFound),
+        (status = 409, response = Conflict),
+        SessionErrors,
+        JobErrors,
+        BodyErrors,
+    )
+)]
 pub async fn update(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -354,7 +499,27 @@ pub async fn update(
     }
 }
 
-/// `DELETE async_status/{id}`.
+/// Delete a job
+///
+/// Permission `ASYNC-STATUS:DELETE`. Deletes a job, pending or finished.
+#[utoipa::path(
+    delete,
+    path = "/api/{version}/async_status/{id}",
+    operation_id = "deleteJob",
+    tag = "jobs",
+    params(JobPath),
+    responses(
+        (
+            status = 200,
+            description = "Deleted. The alert is `Async job <id> deleted.`",
+            body = AlertsEnvelope,
+            headers(("Set-Cookie" = SetCookieRefresh)),
+        ),
+        (status = 404, response = JobNotFound),
+        SessionErrors,
+        JobErrors,
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Authenticated,

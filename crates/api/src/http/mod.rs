@@ -9,6 +9,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod openapi;
 pub mod ops;
 pub mod response;
 pub mod users;

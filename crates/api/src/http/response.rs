@@ -10,6 +10,7 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
+use utoipa::ToSchema;
 
 use asyncstatus_domain::AsyncStatus;
 
@@ -17,7 +18,8 @@ use asyncstatus_domain::AsyncStatus;
 pub const WHOLE_CONTENT_SHA512: HeaderName = HeaderName::from_static("whole-content-sha512");
 
 /// An alert's level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = AlertLevel)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Success,
@@ -28,8 +30,11 @@ pub enum Level {
 }
 
 /// One alert: `{"level": "...", "text": "..."}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+// `deny_unknown_fields` here and below: the schema's `additionalProperties: false`.
+#[serde(deny_unknown_fields)]
 pub struct Alert {
+    #[schema(value_type = AlertLevel)]
     pub level: Level,
     pub text: String,
 }
@@ -56,11 +61,15 @@ impl Alert {
 }
 
 /// `summary` of list responses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
+    /// The number of jobs the filters select, before `limit`, `offset` and `page`.
+    #[schema(minimum = 0)]
     pub count: i64,
-    /// The cursor of the next page, when jobs follow this one.
+    /// Present when jobs follow this page: the `cursor` of the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next: Option<String>,
 }
 
@@ -100,13 +109,23 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// A job as Traffic Ops shows it: all five keys, in the reference page's order.
-#[derive(Debug, Serialize)]
+/// A job as Traffic Ops shows it; all five keys are always present.
+// In the reference page's order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Job)]
+#[serde(deny_unknown_fields)]
 pub struct JobJson<'a> {
     pub id: i64,
+    #[schema(value_type = JobStatus)]
     pub status: &'a str,
+    /// RFC 3339, UTC, microseconds: `2021-02-18T17:13:56.352261Z`.
+    #[schema(format = DateTime, example = "2021-02-18T17:13:56.352261Z")]
     pub start_time: String,
+    /// When the job finished; `null` while it is `PENDING`.
+    #[schema(format = DateTime, required = true)]
     pub end_time: Option<String>,
+    /// The producer's latest message; `null` when none was ever given.
+    #[schema(required = true)]
     pub message: Option<&'a str>,
 }
 

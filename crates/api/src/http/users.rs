@@ -4,11 +4,16 @@ use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::db::blocking;
 use crate::http::error::ApiError;
 use crate::http::extract::{
     json_body, read_body, Authenticated, RefreshedToken, RequestUser, ACCESS_TOKEN,
+};
+use crate::http::openapi::{
+    BadRequest, BodyErrors, CrossSite, InternalError, NotAcceptable, SessionErrors,
+    TooManyRequests, VersionNotImplemented, VersionPath,
 };
 use crate::http::response::{json, json_with, Alert, Envelope};
 use crate::state::AppState;
@@ -31,14 +36,63 @@ pub fn token_cookie(token: String, max_age: chrono::Duration, secure: bool) -> C
 /// `server.max_body_bytes` per connection.
 pub const LOGIN_MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The body of `POST user/login` (no `Debug`: it holds a password).
-#[derive(Default, Deserialize)]
-struct LoginBody {
+/// The body of `POST user/login`.
+// No `Debug`: it holds a password. `Option`s, so that a missing one answers its own 400.
+#[derive(Default, Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
+pub(crate) struct LoginBody {
+    /// Username.
+    #[schema(required = true, nullable = false, min_length = 1)]
     u: Option<String>,
+    /// Password.
+    #[schema(required = true, nullable = false, min_length = 1, format = Password)]
     p: Option<String>,
 }
 
-/// `POST user/login` with `{"u": …, "p": …}`.
+/// Log in
+///
+#[doc = "Checks a username and password and sets the `access_token` cookie (a JWT, also usable \
+         as `Authorization: Bearer`). The body is read as JSON whatever its `Content-Type`. \
+         Unknown user, wrong password, a user with no password, and a user whose role is \
+         `disallowed` all answer the same 401."]
+#[utoipa::path(
+    post,
+    path = "/api/{version}/user/login",
+    operation_id = "login",
+    tag = "users",
+    security(),
+    params(VersionPath),
+    request_body = LoginRequest,
+    responses(
+        (
+            status = 200,
+            description = r#"Logged in: `{"alerts":[{"level":"success","text":"Successfully logged in."}]}`."#,
+            body = AlertsEnvelope,
+            headers(("Set-Cookie" = SetCookieLogin)),
+        ),
+        (status = 400, response = BadRequest),
+        (
+            status = 401,
+            description = "The alert is `Invalid username or password.`",
+            body = ErrorEnvelope,
+        ),
+        (status = 403, response = CrossSite),
+        (status = 406, response = NotAcceptable),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 501, response = VersionNotImplemented),
+        (
+            status = 503,
+            description = "The database is unavailable (`the database is unavailable; try again \
+                shortly`), or every password-check slot is busy and `auth.login_queue` logins \
+                already wait for one (`too many logins are waiting (auth.login_queue); try \
+                again shortly`).",
+            body = ErrorEnvelope,
+            headers(("Retry-After" = RetryAfterRequired)),
+        ),
+        BodyErrors,
+    )
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -90,7 +144,27 @@ pub async fn login(
     ))
 }
 
-/// `POST user/logout`: revokes the token's session and clears the cookie.
+/// Log out
+///
+#[doc = "Revokes the token the request carried (the Bearer token, else the cookie) and clears \
+         the cookie. The user's other tokens keep working. No body is read."]
+#[utoipa::path(
+    post,
+    path = "/api/{version}/user/logout",
+    operation_id = "logout",
+    tag = "users",
+    params(VersionPath),
+    responses(
+        (
+            status = 200,
+            description = r#"Logged out: `{"alerts":[{"level":"success","text":"You are logged out."}]}`."#,
+            body = AlertsEnvelope,
+            headers(("Set-Cookie" = SetCookieLogout)),
+        ),
+        (status = 403, response = CrossSite),
+        SessionErrors,
+    )
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -114,15 +188,36 @@ pub async fn logout(
     ))
 }
 
-#[derive(Serialize)]
-struct CurrentUser {
+#[derive(Serialize, ToSchema)]
+// For the schema's `additionalProperties: false`.
+#[serde(deny_unknown_fields)]
+pub(crate) struct CurrentUser {
     id: i64,
     username: String,
     role: String,
+    /// The role's permissions, sorted; for `admin`, every permission asyncstatus checks plus any others granted.
     permissions: Vec<String>,
 }
 
-/// `GET user/current`: any authenticated user.
+/// The current user
+///
+/// The authenticated user; any role may read it.
+#[utoipa::path(
+    get,
+    path = "/api/{version}/user/current",
+    operation_id = "getCurrentUser",
+    tag = "users",
+    params(VersionPath),
+    responses(
+        (
+            status = 200,
+            description = "The user.",
+            body = CurrentUserEnvelope,
+            headers(("Set-Cookie" = SetCookieRefresh)),
+        ),
+        SessionErrors,
+    )
+)]
 pub async fn current(auth: Authenticated) -> HttpResponse {
     let p = &auth.principal;
     json(

@@ -1,6 +1,6 @@
-//! The OpenAPI document (`docs/openapi.json`): served as it is in the repository, well formed,
-//! in agreement with the routes the application really has, and describing its real answers
-//! (status, headers and body schema of each).
+//! The OpenAPI document (`docs/openapi.json`): the one the code generates, served as it is in
+//! the repository, well formed, in agreement with the routes the application really has, and
+//! describing its real answers (status, headers and body schema of each).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,6 +20,14 @@ const METHODS: [&str; 8] = [
 fn repository_document() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
     std::fs::read_to_string(path).expect("docs/openapi.json is readable")
+}
+
+#[test]
+fn the_committed_document_is_the_one_the_code_generates() {
+    assert!(
+        asyncstatus_api::openapi_document() == repository_document(),
+        "docs/openapi.json differs from the code: run `make openapi`"
+    );
 }
 
 /// Whether a concrete path falls under a path template, where `{name}` matches one non-empty
