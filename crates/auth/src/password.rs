@@ -1,5 +1,7 @@
 //! Passwords in Traffic Ops' format, `SCRYPT:N:r:p:<base64 salt>:<base64 key>`, so hashes move
-//! between Traffic Ops and asyncstatus in both directions.
+//! between Traffic Ops and asyncstatus in both directions. The derivation is the scrypt crate's;
+//! only the format is written here, since no crate reads or writes Traffic Ops' encoding (the
+//! password-hash crates use the PHC string format).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -1,5 +1,6 @@
 //! HTTP caching and waiting on job answers: `ETag` / `Last-Modified` with `If-None-Match` /
-//! `If-Modified-Since` (RFC 9110), and `Prefer: wait=N` (RFC 7240).
+//! `If-Modified-Since` (RFC 9110), with actix-web's typed headers, and `Prefer: wait=N`
+//! (RFC 7240), parsed here since neither actix-web nor a well-kept crate reads `Prefer`.
 
 use std::time::{Duration, SystemTime};
 

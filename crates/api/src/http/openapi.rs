@@ -27,8 +27,9 @@
 //! utoipa 4's model has no `components.parameters` or `components.headers`, no reference to
 //! either, no `required` on a header, no `links` on a response and no `not` in a schema, so
 //! `finish` adds those to the serialized document: each parameter the handlers list becomes
-//! a reference to the shared parameter it is (a path parameter moves to its path item), each header an annotation names by a shared header (`"ETag" = ETag`, written
-//! by utoipa as a schema reference) becomes a reference to it, every JSON answer gets
+//! a reference to the shared parameter it is (a path parameter moves to its path item), each
+//! header an annotation names by a shared header (`"ETag" = ETag`, written by utoipa as a
+//! schema reference) becomes a reference to it, every JSON answer gets
 //! `Whole-Content-SHA512` (as [`response::json_with`](super::response::json_with) sends it),
 //! and `createJob` gets its links.
 //!
