@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_alert, cookie_client, token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET,
+    assert_alert, client_from, cookie_client, retry_after, throttle, token_of, TestApp, ADMIN,
+    ADMIN_PASSWORD, SECRET,
 };
 
 const UNAUTHORIZED: &str = "unauthorized, please log in.";
@@ -67,12 +68,7 @@ async fn login_sets_an_http_only_session_cookie(backend: Backend) {
         body,
         json!({"alerts": [{"level": "success", "text": "Successfully logged in."}]})
     );
-    let r = app
-        .client
-        .get(app.api("/user/current"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/user/current")).await;
     assert_eq!(r.status(), StatusCode::OK, "the cookie authenticates");
 }
 
@@ -362,12 +358,7 @@ async fn logout_revokes_that_session_only(backend: Backend) {
         get_with_bearer(&app, &other_session).await.status(),
         StatusCode::OK
     );
-    let r = app
-        .client
-        .get(app.api("/user/current"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/user/current")).await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,
@@ -499,50 +490,27 @@ async fn repeated_failed_logins_are_throttled(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.auth.login_max_failures = 3).await else {
         return;
     };
-    for _ in 0..3 {
-        let r = app.login_with(&cookie_client(), ADMIN, "wrong").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&cookie_client(), ADMIN, "wrong", 3).await;
     let r = app
         .login_with(&cookie_client(), ADMIN, ADMIN_PASSWORD)
         .await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     assert_eq!(
-        wait, 1,
+        retry_after(&r),
+        1,
         "the first block is 1 s (it doubles with each further failure)"
     );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["alerts"][0]["level"], "error");
 }
 
-/// A client whose connections come from `addr` (127.0.0.0/8 is all loopback on Linux).
-fn client_from(addr: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(addr))
-        .build()
-        .unwrap()
-}
-
 async fn throttling_counts_per_username_and_per_address(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.auth.login_max_failures = 3;
-        s.auth.login_max_failures_per_address = 5;
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, throttle(3, 5)).await else {
         return;
     };
     app.add_user("ops", "ops-password", "operations").await;
     let attacker = client_from([127, 0, 0, 2]);
-    for _ in 0..3 {
-        let r = app.login_with(&attacker, "ghost", "guess").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&attacker, "ghost", "guess", 3).await;
     let r = app.login_with(&attacker, "ghost", "guess").await;
     assert_eq!(
         r.status(),
@@ -556,10 +524,7 @@ async fn throttling_counts_per_username_and_per_address(backend: Backend) {
         StatusCode::OK,
         "another user at the same address is not blocked"
     );
-    for _ in 0..2 {
-        let r = app.login_with(&attacker, "ops", "wrong").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&attacker, "ops", "wrong", 2).await;
     let r = app.login_with(&attacker, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(
         r.status(),

@@ -9,7 +9,7 @@ use asyncstatus_persistence::testing::TestDatabase;
 use asyncstatus_persistence::Backend;
 use reqwest::StatusCode;
 
-use crate::helpers::{test_settings, TestApp};
+use crate::helpers::{get_json, test_settings, TestApp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_asyncstatus-api");
 
@@ -414,14 +414,7 @@ async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend:
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let job: serde_json::Value = client
-        .get(format!("{url}/async_status/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job: serde_json::Value = get_json(&client, format!("{url}/async_status/{id}")).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(job["response"]["status"], "FAILED", "{job}");

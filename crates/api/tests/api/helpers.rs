@@ -77,6 +77,37 @@ pub fn cookie_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client whose connections come from `addr` (127.0.0.0/8 is all loopback on Linux).
+pub fn client_from(addr: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(addr))
+        .build()
+        .unwrap()
+}
+
+/// Settings that block a (username, address) after `per_user` failed logins and an address
+/// after `per_address`.
+pub fn throttle(per_user: u32, per_address: u32) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        s.auth.login_max_failures = per_user;
+        s.auth.login_max_failures_per_address = per_address;
+    }
+}
+
+/// The seconds a response's `Retry-After` names.
+pub fn retry_after(r: &Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// GETs `url` with `client`; the JSON body of the answer.
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 impl TestApp {
     /// The application on a fresh database of `backend`; `None` when PostgreSQL tests are
     /// skipped (no cluster configured and not required).
@@ -145,6 +176,23 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GETs `url` with the app's own client (and its cookies).
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> Response {
+        self.client.get(url).send().await.unwrap()
+    }
+
+    /// `n` logins of `user` with the wrong `password` from `client`, each asserted 401.
+    pub async fn fail_logins(&self, client: &reqwest::Client, user: &str, password: &str, n: u32) {
+        for _ in 0..n {
+            let r = self.login_with(client, user, password).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "{user} with {password:?}"
+            );
+        }
     }
 
     /// Logs the app's own client in as the admin.

@@ -42,22 +42,10 @@ async fn metrics_count_requests_by_route_and_show_pool_jobs_and_waiters(backend:
     app.login_admin().await;
     let id = app.create_job("measured").await;
     for _ in 0..3 {
-        app.client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        app.get(app.api(&format!("/async_status/{id}"))).await;
     }
-    app.client
-        .get(app.api("/async_status/999999"))
-        .send()
-        .await
-        .unwrap();
-    app.client
-        .get(format!("{}/random/{id}", app.address))
-        .send()
-        .await
-        .unwrap();
+    app.get(app.api("/async_status/999999")).await;
+    app.get(format!("{}/random/{id}", app.address)).await;
     let r = reqwest::get(format!("{}/metrics", app.address))
         .await
         .unwrap();
@@ -505,12 +493,7 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     cluster.stop();
     for _ in 0..3 {
         let started = Instant::now();
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.api(&format!("/async_status/{id}"))).await;
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "within the checkout timeout: {:?}",
@@ -535,12 +518,7 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     cluster.start_again();
     let back = Instant::now();
     loop {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.api(&format!("/async_status/{id}"))).await;
         if r.status() == StatusCode::OK {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["response"]["status"], "SUCCEEDED");
@@ -585,19 +563,9 @@ async fn reads_after_a_postgres_restart_succeed_at_once() {
     cluster.stop();
     cluster.start_again();
     for round in 0..3 {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.api(&format!("/async_status/{id}"))).await;
         assert_eq!(r.status(), StatusCode::OK, "read {round} after the restart");
-        let list = app
-            .client
-            .get(app.api("/async_status"))
-            .send()
-            .await
-            .unwrap();
+        let list = app.get(app.api("/async_status")).await;
         assert_eq!(
             list.status(),
             StatusCode::OK,

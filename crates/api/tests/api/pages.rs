@@ -26,12 +26,7 @@ async fn create_jobs(app: &TestApp, n: usize, message: String) {
 }
 
 async fn list(app: &TestApp, query: &str) -> (StatusCode, usize, Value) {
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status{query}")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api(&format!("/async_status{query}"))).await;
     let status = r.status();
     let bytes = r.bytes().await.unwrap();
     (status, bytes.len(), serde_json::from_slice(&bytes).unwrap())
@@ -93,12 +88,7 @@ async fn a_limit_above_max_page_is_400_naming_it(backend: Backend) {
         return;
     };
     app.login_admin().await;
-    let r = app
-        .client
-        .get(app.api("/async_status?limit=1001"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/async_status?limit=1001")).await;
     assert_alert_contains(r, StatusCode::BAD_REQUEST, "jobs.max_page").await;
     let (status, _, _) = list(&app, "?limit=1000").await;
     assert_eq!(status, StatusCode::OK, "the default jobs.max_page is 1000");
@@ -235,12 +225,7 @@ async fn a_cursor_that_is_bad_or_mixed_with_offset_is_400_naming_it(backend: Bac
             "must be given at most once",
         ),
     ] {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status?{query}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.api(&format!("/async_status?{query}"))).await;
         assert_alert_contains(
             r,
             StatusCode::BAD_REQUEST,

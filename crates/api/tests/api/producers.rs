@@ -9,7 +9,7 @@ use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, assert_alert_contains, TestApp};
+use crate::helpers::{assert_alert, assert_alert_contains, get_json, TestApp};
 use crate::jobs::is_traffic_ops_timestamp;
 
 async fn put(app: &TestApp, id: i64, body: Value) -> reqwest::Response {
@@ -22,11 +22,7 @@ async fn put(app: &TestApp, id: i64, body: Value) -> reqwest::Response {
 }
 
 async fn get(app: &TestApp, id: i64) -> reqwest::Response {
-    app.client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap()
+    app.get(app.api(&format!("/async_status/{id}"))).await
 }
 
 async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
@@ -63,15 +59,7 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
         assert!(is_traffic_ops_timestamp(
             body["response"]["start_time"].as_str().unwrap()
         ));
-        let polled: Value = app
-            .client
-            .get(format!("{}{location}", app.address))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let polled: Value = get_json(&app.client, format!("{}{location}", app.address)).await;
         assert_eq!(
             polled["response"], body["response"],
             "the poller sees the same job"

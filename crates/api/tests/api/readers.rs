@@ -7,14 +7,10 @@ use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, assert_alert_contains, TestApp};
+use crate::helpers::{assert_alert, assert_alert_contains, get_json, TestApp};
 
 async fn list(app: &TestApp, query: &str) -> reqwest::Response {
-    app.client
-        .get(app.api(&format!("/async_status{query}")))
-        .send()
-        .await
-        .unwrap()
+    app.get(app.api(&format!("/async_status{query}"))).await
 }
 
 async fn ids(app: &TestApp, query: &str) -> (Vec<i64>, i64) {
@@ -325,7 +321,7 @@ async fn conditional_gets_answer_304_until_the_job_changes(backend: Backend) {
     app.login_admin().await;
     let id = app.create_job("cached").await;
     let url = app.api(&format!("/async_status/{id}"));
-    let r = app.client.get(&url).send().await.unwrap();
+    let r = app.get(&url).await;
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let modified = r.headers()["last-modified"].to_str().unwrap().to_owned();
     assert!(etag.starts_with("W/\""), "{etag}");
@@ -448,15 +444,7 @@ async fn replicas_on_one_postgres_wake_each_others_waiters() {
     a.login_admin().await;
     b.login_admin().await;
     let id = a.create_job("made on A").await;
-    let on_b: Value = b
-        .client
-        .get(b.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let on_b: Value = get_json(&b.client, b.api(&format!("/async_status/{id}"))).await;
     assert_eq!(on_b["response"]["message"], "made on A");
     let waiter = park_waiter(&b, id).await;
     let finished_at = Instant::now();

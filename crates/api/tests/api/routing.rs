@@ -24,12 +24,7 @@ async fn unknown_api_versions_answer_501(backend: Backend) {
         "/api/",
         "/api",
     ] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(format!("{}{path}", app.address)).await;
         assert_alert(r, StatusCode::NOT_IMPLEMENTED, NOT_IMPLEMENTED).await;
     }
 }
@@ -39,12 +34,7 @@ async fn every_supported_version_serves_the_same_routes(backend: Backend) {
         return;
     };
     for version in ["4.0", "4.1", "5.0"] {
-        let r = app
-            .client
-            .get(format!("{}/api/{version}/ping", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(format!("{}/api/{version}/ping", app.address)).await;
         assert_eq!(r.status(), StatusCode::OK, "{version}");
         assert_eq!(r.text().await.unwrap(), "{\"ping\":\"pong\"}\n");
     }
@@ -59,12 +49,7 @@ async fn unknown_paths_answer_404_naming_the_path(backend: Backend) {
         "/api/5.0/async_status/1/extra",
         "/elsewhere",
     ] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(format!("{}{path}", app.address)).await;
         assert_alert(
             r,
             StatusCode::NOT_FOUND,
