@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_alert, client_from, cookie_client, retry_after, throttle, token_of, TestApp, ADMIN,
-    ADMIN_PASSWORD, SECRET,
+    assert_alert, bearer_get, client_from, cookie_client, get_with_header, retry_after, throttle,
+    token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET,
 };
 
 const UNAUTHORIZED: &str = "unauthorized, please log in.";
@@ -34,12 +34,7 @@ fn craft(secret: &str, alg: Algorithm, user: &str, age: i64, ttl: i64) -> String
 }
 
 async fn get_with_bearer(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.api("/user/current"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    bearer_get(&reqwest::Client::new(), app.api("/user/current"), token).await
 }
 
 async fn login_sets_an_http_only_session_cookie(backend: Backend) {
@@ -114,13 +109,7 @@ async fn login_needs_a_username_and_a_password(backend: Backend) {
         json!({"u": "admin", "p": ""}),
         json!({"u": null, "p": null}),
     ] {
-        let r = app
-            .client
-            .post(app.api("/user/login"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_json(app.api("/user/login"), &body).await;
         assert_alert(
             r,
             StatusCode::BAD_REQUEST,
@@ -129,12 +118,8 @@ async fn login_needs_a_username_and_a_password(backend: Backend) {
         .await;
     }
     let r = app
-        .client
-        .post(app.api("/user/login"))
-        .json(&json!({"u": 5, "p": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(app.api("/user/login"), &json!({"u": 5, "p": "x"}))
+        .await;
     assert_alert(r, StatusCode::BAD_REQUEST, "'u' must be a string").await;
 }
 
@@ -263,22 +248,24 @@ async fn requests_without_a_valid_token_are_401(backend: Backend) {
             UNAUTHORIZED,
         )
         .await;
-        let r = reqwest::Client::new()
-            .get(app.api("/user/current"))
-            .header("cookie", format!("access_token={token}"))
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_header(
+            &reqwest::Client::new(),
+            app.api("/user/current"),
+            "cookie",
+            &format!("access_token={token}"),
+        )
+        .await;
         assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
     }
     let r = reqwest::get(app.api("/async_status/1")).await.unwrap();
     assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
-    let r = reqwest::Client::new()
-        .get(app.api("/user/current"))
-        .header("authorization", format!("Basic {valid}"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(
+        &reqwest::Client::new(),
+        app.api("/user/current"),
+        "authorization",
+        &format!("Basic {valid}"),
+    )
+    .await;
     assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
     assert_eq!(get_with_bearer(&app, &valid).await.status(), StatusCode::OK);
 }
@@ -400,12 +387,7 @@ async fn a_missing_permission_is_403_naming_it(backend: Backend) {
     };
     app.add_user("viewer", "viewer-password", "read-only").await;
     let token = app.token("viewer", "viewer-password").await;
-    let r = reqwest::Client::new()
-        .get(app.api("/async_status/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&reqwest::Client::new(), app.api("/async_status/1"), &token).await;
     assert_alert(
         r,
         StatusCode::FORBIDDEN,
@@ -430,14 +412,7 @@ async fn deleted_and_demoted_users_lose_access(backend: Backend) {
     let demoted = app.token("demoted", "demoted-password").await;
     let job = |token: String| {
         let url = app.api("/async_status/1");
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { bearer_get(&reqwest::Client::new(), url, &token).await }
     };
     assert_eq!(
         job(leaving.clone()).await.status(),
@@ -565,7 +540,7 @@ async fn reads_keep_their_latency_while_logins_run(backend: Backend) {
         let mut took = Vec::new();
         for _ in 0..40 {
             let started = std::time::Instant::now();
-            let r = reader.get(&url).bearer_auth(&token).send().await.unwrap();
+            let r = bearer_get(&reader, &url, &token).await;
             assert_eq!(r.status(), StatusCode::OK);
             took.push(started.elapsed());
         }

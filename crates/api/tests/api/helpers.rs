@@ -103,6 +103,37 @@ pub fn retry_after(r: &Response) -> u64 {
         .unwrap()
 }
 
+/// GETs `url` with `client`, authenticated by the Bearer `token`.
+pub async fn bearer_get(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    token: &str,
+) -> Response {
+    client.get(url).bearer_auth(token).send().await.unwrap()
+}
+
+/// GETs `url` with `client` and one extra header.
+pub async fn get_with_header(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    name: &str,
+    value: &str,
+) -> Response {
+    client.get(url).header(name, value).send().await.unwrap()
+}
+
+/// Waits (bounded) until `app` has `n` long-poll waiters parked.
+pub async fn parked(app: &TestApp, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.state.waiters.len() != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} waiters never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// GETs `url` with `client`; the JSON body of the answer.
 pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
@@ -124,6 +155,15 @@ impl TestApp {
         let mut settings = test_settings(&db);
         configure(&mut settings);
         Some(TestApp::start(db, settings).await)
+    }
+
+    /// [`spawn`] with the app's client logged in as the admin and a job with `message` made;
+    /// the job's id with it.
+    pub async fn spawn_with_job(backend: Backend, message: &str) -> Option<(TestApp, i64)> {
+        let app = TestApp::spawn(backend).await?;
+        app.login_admin().await;
+        let id = app.create_job(message).await;
+        Some((app, id))
     }
 
     /// Starts the application on `db` with `settings`.
@@ -181,6 +221,16 @@ impl TestApp {
     /// GETs `url` with the app's own client (and its cookies).
     pub async fn get(&self, url: impl reqwest::IntoUrl) -> Response {
         self.client.get(url).send().await.unwrap()
+    }
+
+    /// POSTs `body` to `url` with the app's own client.
+    pub async fn post_json(&self, url: impl reqwest::IntoUrl, body: &Value) -> Response {
+        self.client.post(url).json(body).send().await.unwrap()
+    }
+
+    /// PUTs `body` to `url` with the app's own client.
+    pub async fn put_json(&self, url: impl reqwest::IntoUrl, body: &Value) -> Response {
+        self.client.put(url).json(body).send().await.unwrap()
     }
 
     /// `n` logins of `user` with the wrong `password` from `client`, each asserted 401.

@@ -7,8 +7,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_alert, client_from, cookie_client, retry_after, throttle, token_of, TestApp, ADMIN,
-    ADMIN_PASSWORD,
+    assert_alert, bearer_get, client_from, cookie_client, get_with_header, retry_after, throttle,
+    token_of, TestApp, ADMIN, ADMIN_PASSWORD,
 };
 
 const EVIL: &str = "https://evil.example";
@@ -29,12 +29,7 @@ async fn logged_in(app: &TestApp) -> reqwest::Client {
 
 async fn job_count(app: &TestApp) -> i64 {
     let token = app.token(ADMIN, ADMIN_PASSWORD).await;
-    let r = reqwest::Client::new()
-        .get(app.api("/async_status"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&reqwest::Client::new(), app.api("/async_status"), &token).await;
     let body: Value = r.json().await.unwrap();
     body["summary"]["count"].as_i64().unwrap()
 }
@@ -480,13 +475,7 @@ async fn answers_are_not_sniffed_and_authenticated_ones_not_shared(backend: Back
     assert_eq!(r.headers()["cache-control"], "private, no-cache");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let etag = r.headers()["etag"].clone();
-    let r = app
-        .client
-        .get(&job)
-        .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&app.client, &job, "if-none-match", etag.to_str().unwrap()).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "304 keeps working");
     assert_eq!(r.headers()["cache-control"], "private, no-cache");
     let r = app.get(app.api("/async_status")).await;

@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::cluster::PrivateCluster;
-use crate::helpers::{assert_alert, settings_for_url, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{
+    assert_alert, get_with_header, settings_for_url, TestApp, ADMIN, ADMIN_PASSWORD,
+};
 
 async fn health_and_readiness_need_no_login(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
@@ -36,11 +38,9 @@ fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 }
 
 async fn metrics_count_requests_by_route_and_show_pool_jobs_and_waiters(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "measured").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("measured").await;
     for _ in 0..3 {
         app.get(app.api(&format!("/async_status/{id}"))).await;
     }
@@ -129,23 +129,13 @@ async fn cors_headers_only_for_allowed_origins(backend: Backend) {
         .to_str()
         .unwrap()
         .contains("Prefer"));
-    let r = http
-        .get(app.api("/ping"))
-        .header("origin", PORTAL)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&http, app.api("/ping"), "origin", PORTAL).await;
     assert_eq!(r.headers()["access-control-allow-origin"], PORTAL);
     assert!(r.headers()["access-control-expose-headers"]
         .to_str()
         .unwrap()
         .contains("Location"));
-    let r = http
-        .get(app.api("/ping"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&http, app.api("/ping"), "origin", "https://evil.example").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("access-control-allow-origin").is_none());
     let r = http
@@ -165,12 +155,7 @@ async fn cors_headers_only_for_allowed_origins(backend: Backend) {
     let Some(plain) = TestApp::spawn(backend).await else {
         return;
     };
-    let r = http
-        .get(plain.api("/ping"))
-        .header("origin", PORTAL)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&http, plain.api("/ping"), "origin", PORTAL).await;
     assert!(
         r.headers().get("access-control-allow-origin").is_none(),
         "none by default"
@@ -482,12 +467,11 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     app.login_admin().await;
     let id = app.create_job("before the outage").await;
     let r = app
-        .client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&json!({"status": "SUCCEEDED", "message": "acknowledged"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            app.api(&format!("/async_status/{id}")),
+            &json!({"status": "SUCCEEDED", "message": "acknowledged"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     cluster.stop();

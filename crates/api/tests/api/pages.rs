@@ -8,7 +8,7 @@ use asyncstatus_persistence::{now_micros, Backend, PoolOptions, Store};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_alert_contains, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{assert_alert_contains, bearer_get, TestApp, ADMIN, ADMIN_PASSWORD};
 
 /// A message of `n` bytes.
 fn long_message(n: usize) -> String {
@@ -289,12 +289,7 @@ async fn six_concurrent_lists_of_long_messages_stay_within_300_mb() {
         .unwrap();
     let token = crate::helpers::token_of(&r).unwrap();
     // Warm up: one small list, so the baseline includes the pool and caches.
-    let r = http
-        .get(format!("{base}/async_status?limit=1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&http, format!("{base}/async_status?limit=1"), &token).await;
     assert_eq!(r.status(), StatusCode::OK);
     let pid = served.child.id();
     let before = peak_memory(pid);
@@ -302,12 +297,7 @@ async fn six_concurrent_lists_of_long_messages_stay_within_300_mb() {
         .map(|_| {
             let (http, base, token) = (http.clone(), base.clone(), token.clone());
             actix_web::rt::spawn(async move {
-                let r = http
-                    .get(format!("{base}/async_status"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = bearer_get(&http, format!("{base}/async_status"), &token).await;
                 assert_eq!(r.status(), StatusCode::OK);
                 let body: Value = r.json().await.unwrap();
                 assert_eq!(body["summary"]["count"], JOBS);

@@ -9,20 +9,24 @@ use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, assert_alert_contains, get_json, TestApp};
+use crate::helpers::{assert_alert, assert_alert_contains, bearer_get, get_json, TestApp};
 use crate::jobs::is_traffic_ops_timestamp;
 
 async fn put(app: &TestApp, id: i64, body: Value) -> reqwest::Response {
-    app.client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&body)
-        .send()
+    app.put_json(app.api(&format!("/async_status/{id}")), &body)
         .await
-        .unwrap()
 }
 
 async fn get(app: &TestApp, id: i64) -> reqwest::Response {
     app.get(app.api(&format!("/async_status/{id}"))).await
+}
+
+async fn delete(app: &TestApp, id: i64) -> reqwest::Response {
+    app.client
+        .delete(app.api(&format!("/async_status/{id}")))
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
@@ -32,12 +36,11 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
     app.login_admin().await;
     for version in ["4.0", "5.0"] {
         let r = app
-            .client
-            .post(format!("{}/api/{version}/async_status", app.address))
-            .json(&json!({"message": "renewing certificates"}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                format!("{}/api/{version}/async_status", app.address),
+                &json!({"message": "renewing certificates"}),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         let location = r.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(
@@ -81,11 +84,9 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
 }
 
 async fn bad_job_bodies_are_400_naming_the_field(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "job").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("job").await;
     let post = |body: String| app.client.post(app.api("/async_status")).body(body).send();
     for (body, says) in [
         (r#"{"message": 5}"#.to_owned(), "'message' must be a string"),
@@ -135,18 +136,12 @@ async fn bad_job_bodies_are_400_naming_the_field(backend: Backend) {
 }
 
 async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "started").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("started").await;
 
-    let r = put(
-        &app,
-        id,
-        json!({"status": "PENDING", "message": "50% done"}),
-    )
-    .await;
+    let heartbeat = json!({"status": "PENDING", "message": "50% done"});
+    let r = put(&app, id, heartbeat).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["retry-after"], "5");
     let body: Value = r.json().await.unwrap();
@@ -161,12 +156,8 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
         "no message keeps the message"
     );
 
-    let r = put(
-        &app,
-        id,
-        json!({"status": "SUCCEEDED", "message": "renewed"}),
-    )
-    .await;
+    let finish = json!({"status": "SUCCEEDED", "message": "renewed"});
+    let r = put(&app, id, finish).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers().get("retry-after").is_none(),
@@ -202,12 +193,8 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     )
     .await;
     let r = app
-        .client
-        .put(app.api("/async_status/x"))
-        .json(&json!({"status": "FAILED"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(app.api("/async_status/x"), &json!({"status": "FAILED"}))
+        .await;
     assert_alert(
         r,
         StatusCode::BAD_REQUEST,
@@ -255,17 +242,10 @@ async fn sixteen_racing_finishers_have_exactly_one_winner(backend: Backend) {
 }
 
 async fn deleting_a_job_removes_it(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "to delete").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("to delete").await;
-    let r = app
-        .client
-        .delete(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = delete(&app, id).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["alerts"][0]["level"], "success");
@@ -275,12 +255,7 @@ async fn deleting_a_job_removes_it(backend: Backend) {
         "async status not found",
     )
     .await;
-    let r = app
-        .client
-        .delete(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = delete(&app, id).await;
     assert_alert(r, StatusCode::NOT_FOUND, "async status not found").await;
 }
 
@@ -303,12 +278,7 @@ async fn each_write_needs_its_permission(backend: Backend) {
     let http = reqwest::Client::new();
     let url = app.api(&format!("/async_status/{}", job.id));
     assert_eq!(
-        http.get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        bearer_get(&http, &url, &token).await.status(),
         StatusCode::OK
     );
     let create = http
@@ -344,15 +314,7 @@ async fn each_write_needs_its_permission(backend: Backend) {
         "missing required Permissions: ASYNC-STATUS:DELETE",
     )
     .await;
-    let body: Value = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = bearer_get(&http, &url, &token).await.json().await.unwrap();
     assert_eq!(body["response"]["status"], "PENDING", "nothing changed");
 }
 
@@ -387,27 +349,13 @@ async fn the_reaper_fails_stale_jobs_and_purges_old_finished_ones(backend: Backe
         return;
     };
     app.login_admin().await;
+    let days = |n: u64| Duration::from_secs(n * 86400);
     let stale = old_job(&app, Duration::from_secs(3600), None).await;
     let heartbeated = old_job(&app, Duration::from_secs(3600), None).await;
     let fresh = app.create_job("fresh").await;
-    let ancient_done = old_job(
-        &app,
-        Duration::from_secs(31 * 86400),
-        Some(JobStatus::Succeeded),
-    )
-    .await;
-    let ancient_failed = old_job(
-        &app,
-        Duration::from_secs(31 * 86400),
-        Some(JobStatus::Failed),
-    )
-    .await;
-    let recent_done = old_job(
-        &app,
-        Duration::from_secs(29 * 86400),
-        Some(JobStatus::Succeeded),
-    )
-    .await;
+    let ancient_done = old_job(&app, days(31), Some(JobStatus::Succeeded)).await;
+    let ancient_failed = old_job(&app, days(31), Some(JobStatus::Failed)).await;
+    let recent_done = old_job(&app, days(29), Some(JobStatus::Succeeded)).await;
     let r = put(
         &app,
         heartbeated,

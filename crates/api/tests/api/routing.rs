@@ -8,7 +8,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 
-use crate::helpers::{assert_alert, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{assert_alert, get_with_header, TestApp, ADMIN, ADMIN_PASSWORD};
 
 const NOT_IMPLEMENTED: &str = "The requested api version is not implemented by this server. If you are using a newer client with an older server, you will need to use an older client version or upgrade your server.";
 
@@ -140,12 +140,7 @@ async fn answers_are_gzipped_when_accepted_and_hashed_uncompressed(backend: Back
         return;
     };
     let raw = reqwest::Client::builder().no_gzip().build().unwrap();
-    let r = raw
-        .get(app.api("/ping"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&raw, app.api("/ping"), "accept-encoding", "gzip").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-encoding"], "gzip");
     assert!(r.headers()["vary"]
@@ -220,12 +215,11 @@ async fn bodies_over_the_limit_answer_413(backend: Backend) {
     .await;
     app.login_admin().await;
     let r = app
-        .client
-        .post(app.api("/async_status"))
-        .json(&serde_json::json!({"message": "m".repeat(3000)}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            app.api("/async_status"),
+            &serde_json::json!({"message": "m".repeat(3000)}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
