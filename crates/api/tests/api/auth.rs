@@ -37,6 +37,17 @@ async fn get_with_bearer(app: &TestApp, token: &str) -> reqwest::Response {
     bearer_get(&reqwest::Client::new(), app.api("/user/current"), token).await
 }
 
+/// GETs `/user/current` from a fresh client with the header `name: value`.
+async fn current_with(app: &TestApp, name: &str, value: &str) -> reqwest::Response {
+    get_with_header(
+        &reqwest::Client::new(),
+        app.api("/user/current"),
+        name,
+        value,
+    )
+    .await
+}
+
 async fn login_sets_an_http_only_session_cookie(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -83,13 +94,7 @@ async fn login_bodies_that_are_not_json_are_400(backend: Backend) {
         return;
     };
     for body in ["u=admin&p=x", "{", "", "[1,2]", "\"admin\""] {
-        let r = app
-            .client
-            .post(app.api("/user/login"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_body(app.api("/user/login"), body).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body:?}");
         let alert: Value = r.json().await.unwrap();
         let text = alert["alerts"][0]["text"].as_str().unwrap();
@@ -248,24 +253,12 @@ async fn requests_without_a_valid_token_are_401(backend: Backend) {
             UNAUTHORIZED,
         )
         .await;
-        let r = get_with_header(
-            &reqwest::Client::new(),
-            app.api("/user/current"),
-            "cookie",
-            &format!("access_token={token}"),
-        )
-        .await;
+        let r = current_with(&app, "cookie", &format!("access_token={token}")).await;
         assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
     }
     let r = reqwest::get(app.api("/async_status/1")).await.unwrap();
     assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
-    let r = get_with_header(
-        &reqwest::Client::new(),
-        app.api("/user/current"),
-        "authorization",
-        &format!("Basic {valid}"),
-    )
-    .await;
+    let r = current_with(&app, "authorization", &format!("Basic {valid}")).await;
     assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
     assert_eq!(get_with_bearer(&app, &valid).await.status(), StatusCode::OK);
 }
@@ -306,12 +299,7 @@ async fn logout_revokes_that_session_only(backend: Backend) {
     };
     app.login_admin().await;
     let other_session = app.token(ADMIN, ADMIN_PASSWORD).await;
-    let r = app
-        .client
-        .post(app.api("/user/logout"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post(app.api("/user/logout")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let cleared = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cleared.starts_with("access_token=;"), "{cleared}");
@@ -534,7 +522,7 @@ async fn reads_keep_their_latency_while_logins_run(backend: Backend) {
     app.login_admin().await;
     let id = app.create_job("read me").await;
     let token = app.token(ADMIN, ADMIN_PASSWORD).await;
-    let url = app.api(&format!("/async_status/{id}"));
+    let url = app.job_url(id);
     let reader = reqwest::Client::new();
     let median_read = |reader: reqwest::Client, url: String, token: String| async move {
         let mut took = Vec::new();

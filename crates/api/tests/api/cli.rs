@@ -9,7 +9,7 @@ use asyncstatus_persistence::testing::TestDatabase;
 use asyncstatus_persistence::Backend;
 use reqwest::StatusCode;
 
-use crate::helpers::{bearer_get, get_json, test_settings, TestApp};
+use crate::helpers::{bearer_get, get_json, login_at, test_settings, TestApp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_asyncstatus-api");
 
@@ -233,16 +233,6 @@ async fn serve_in_background(
     .unwrap()
 }
 
-/// Logs `client` in as the admin with `password` at the API base `url`.
-async fn admin_login_at(client: &reqwest::Client, url: &str, password: &str) -> reqwest::Response {
-    client
-        .post(format!("{url}/user/login"))
-        .json(&serde_json::json!({"u": "admin", "p": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn serve_prints_the_url_and_the_first_admin_password_once(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
@@ -256,7 +246,7 @@ async fn serve_prints_the_url_and_the_first_admin_password_once(backend: Backend
         .unwrap_or_else(|| panic!("no password in {text}"))
         .to_owned();
     assert!(password.len() >= 20, "a strong password: {password}");
-    let r = admin_login_at(&reqwest::Client::new(), &url, &password).await;
+    let r = login_at(&reqwest::Client::new(), &url, "admin", &password).await;
     assert_eq!(r.status(), StatusCode::OK, "{text}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -324,7 +314,7 @@ async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend:
     let (db, mut child, lines) = serve_in_background(db, &password).await;
     let url = banner_url(&lines);
     let client = crate::helpers::cookie_client();
-    let r = admin_login_at(&client, &url, "restart-password").await;
+    let r = login_at(&client, &url, "admin", "restart-password").await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = client
         .post(format!("{url}/async_status"))
@@ -345,7 +335,7 @@ async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend:
     let (_db, mut child, lines) = serve_in_background(db, &restart).await;
     let url = banner_url(&lines);
     let client = crate::helpers::cookie_client();
-    let r = admin_login_at(&client, &url, "restart-password").await;
+    let r = login_at(&client, &url, "admin", "restart-password").await;
     assert_eq!(r.status(), StatusCode::OK);
     let job: serde_json::Value = get_json(&client, format!("{url}/async_status/{id}")).await;
     child.kill().unwrap();

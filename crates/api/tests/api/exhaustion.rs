@@ -273,13 +273,7 @@ async fn long_poll(
     wait: u32,
 ) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let r = get_with_header(
-        client,
-        app.api(&format!("/async_status/{id}")),
-        "prefer",
-        &format!("wait={wait}"),
-    )
-    .await;
+    let r = get_with_header(client, app.job_url(id), "prefer", &format!("wait={wait}")).await;
     (r, started.elapsed())
 }
 
@@ -316,7 +310,7 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
     let id = app.create_job("capped").await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+        let (client, url) = (app.client.clone(), app.job_url(id));
         held.push(actix_web::rt::spawn(async move {
             client.get(url).header("prefer", "wait=30").send().await
         }));
@@ -327,7 +321,7 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
         "the admin's third waiter",
     )
     .await;
-    let (client, url) = (operator.clone(), app.api(&format!("/async_status/{id}")));
+    let (client, url) = (operator.clone(), app.job_url(id));
     held.push(actix_web::rt::spawn(async move {
         client.get(url).header("prefer", "wait=30").send().await
     }));
@@ -337,12 +331,7 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
         "a waiter past the overall cap",
     )
     .await;
-    let r = app
-        .put_json(
-            app.api(&format!("/async_status/{id}")),
-            &json!({"status": "SUCCEEDED"}),
-        )
-        .await;
+    let r = app.put_job(id, json!({"status": "SUCCEEDED"})).await;
     assert_eq!(r.status(), StatusCode::OK);
     for waiter in held {
         let r = waiter.await.unwrap().unwrap();

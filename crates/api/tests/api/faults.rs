@@ -13,7 +13,7 @@ use crate::helpers::{assert_alert, get_json, TestApp};
 async fn get_while_the_pool_is_held(app: &TestApp) -> (reqwest::Response, Duration) {
     app.login_admin().await;
     let id = app.create_job("held").await;
-    let url = app.api(&format!("/async_status/{id}"));
+    let url = app.job_url(id);
     let guard = app.hold_connection().await;
     let started = Instant::now();
     let r = app.get(&url).await;

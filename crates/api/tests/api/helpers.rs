@@ -103,6 +103,21 @@ pub fn retry_after(r: &Response) -> u64 {
         .unwrap()
 }
 
+/// Logs `client` in as `user` at the API base `base` (`…/api/4.0`); the answer.
+pub async fn login_at(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> Response {
+    client
+        .post(format!("{base}/user/login"))
+        .json(&serde_json::json!({"u": user, "p": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// GETs `url` with `client`, authenticated by the Bearer `token`.
 pub async fn bearer_get(
     client: &reqwest::Client,
@@ -203,6 +218,11 @@ impl TestApp {
         format!("{}/api/4.0{path}", self.address)
     }
 
+    /// `http://127.0.0.1:PORT/api/4.0/async_status/{id}`
+    pub fn job_url(&self, id: impl std::fmt::Display) -> String {
+        self.api(&format!("/async_status/{id}"))
+    }
+
     /// Logs `client` in; returns the response.
     pub async fn login_with(
         &self,
@@ -223,14 +243,33 @@ impl TestApp {
         self.client.get(url).send().await.unwrap()
     }
 
+    /// POSTs nothing to `url` with the app's own client.
+    pub async fn post(&self, url: impl reqwest::IntoUrl) -> Response {
+        self.client.post(url).send().await.unwrap()
+    }
+
     /// POSTs `body` to `url` with the app's own client.
     pub async fn post_json(&self, url: impl reqwest::IntoUrl, body: &Value) -> Response {
         self.client.post(url).json(body).send().await.unwrap()
     }
 
+    /// POSTs the raw `body` to `url` with the app's own client.
+    pub async fn post_body(
+        &self,
+        url: impl reqwest::IntoUrl,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client.post(url).body(body).send().await.unwrap()
+    }
+
     /// PUTs `body` to `url` with the app's own client.
     pub async fn put_json(&self, url: impl reqwest::IntoUrl, body: &Value) -> Response {
         self.client.put(url).json(body).send().await.unwrap()
+    }
+
+    /// PUTs `body` to the job `id` with the app's own client.
+    pub async fn put_job(&self, id: impl std::fmt::Display, body: Value) -> Response {
+        self.put_json(self.job_url(id), &body).await
     }
 
     /// `n` logins of `user` with the wrong `password` from `client`, each asserted 401.
@@ -376,12 +415,7 @@ pub async fn admin_login_and_job(
     api: &str,
     message: &str,
 ) -> (String, i64) {
-    let r = client
-        .post(format!("{api}/user/login"))
-        .json(&serde_json::json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(client, api, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK, "admin login");
     let token = token_of(&r).expect("access_token cookie");
     let r = client

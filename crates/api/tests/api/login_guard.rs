@@ -81,7 +81,7 @@ async fn cookie_writes_from_another_site_are_403(backend: Backend) {
         )
         .await;
     }
-    let job = app.api(&format!("/async_status/{id}"));
+    let job = app.job_url(id);
     let r = client
         .put(&job)
         .header("sec-fetch-site", "cross-site")
@@ -301,6 +301,19 @@ async fn login_from(
     request.send().await.unwrap()
 }
 
+/// Three failed logins from `client`, of the users u0, u1 and u2, the i-th forwarded for
+/// `forwarded_for(i)`.
+async fn fail_forwarded(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded_for: impl Fn(u32) -> String,
+) {
+    for i in 0..3 {
+        let r = login_from(app, client, &format!("u{i}"), "x", Some(&forwarded_for(i))).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
 async fn a_colleague_logs_in_where_another_user_failed(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -367,11 +380,7 @@ async fn forged_forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend
         return;
     };
     let attacker = client_from([127, 0, 0, 7]);
-    for i in 0..3 {
-        let forged = format!("203.0.113.{i}");
-        let r = login_from(&app, &attacker, &format!("u{i}"), "x", Some(&forged)).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    fail_forwarded(&app, &attacker, |i| format!("203.0.113.{i}")).await;
     let r = login_from(&app, &attacker, ADMIN, ADMIN_PASSWORD, Some("203.0.113.99")).await;
     assert_eq!(
         r.status(),
@@ -390,12 +399,8 @@ async fn a_trusted_proxy_names_the_client_by_the_nearest_untrusted_hop(backend: 
         return;
     };
     let proxy = client_from([127, 0, 0, 1]);
-    for i in 0..3 {
-        // The client may put anything on the left; the proxy appended what it saw.
-        let chain = format!("198.51.100.{i}, 203.0.113.9");
-        let r = login_from(&app, &proxy, &format!("u{i}"), "x", Some(&chain)).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    // The client may put anything on the left; the proxy appended what it saw.
+    fail_forwarded(&app, &proxy, |i| format!("198.51.100.{i}, 203.0.113.9")).await;
     let blocked = login_from(
         &app,
         &proxy,
@@ -469,7 +474,7 @@ async fn answers_are_not_sniffed_and_authenticated_ones_not_shared(backend: Back
     assert_eq!(r.headers()["cache-control"], "private, no-cache", "login");
     app.login_admin().await;
     let id = app.create_job("private").await;
-    let job = app.api(&format!("/async_status/{id}"));
+    let job = app.job_url(id);
     let r = app.get(&job).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "private, no-cache");

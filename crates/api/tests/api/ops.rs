@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::cluster::PrivateCluster;
 use crate::helpers::{
-    assert_alert, get_with_header, settings_for_url, TestApp, ADMIN, ADMIN_PASSWORD,
+    assert_alert, get_with_header, login_at, settings_for_url, TestApp, ADMIN, ADMIN_PASSWORD,
 };
 
 async fn health_and_readiness_need_no_login(backend: Backend) {
@@ -42,7 +42,7 @@ async fn metrics_count_requests_by_route_and_show_pool_jobs_and_waiters(backend:
         return;
     };
     for _ in 0..3 {
-        app.get(app.api(&format!("/async_status/{id}"))).await;
+        app.get(app.job_url(id)).await;
     }
     app.get(app.api("/async_status/999999")).await;
     app.get(format!("{}/random/{id}", app.address)).await;
@@ -201,12 +201,7 @@ async fn https_serves_with_the_configured_certificate(backend: Backend) {
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();
-    let r = https
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&https, &base, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("Secure"), "Secure with TLS: {cookie}");
@@ -383,19 +378,9 @@ async fn logs_are_json_lines_without_secrets(backend: Backend) {
         .unwrap();
     let base = served.base.clone();
     let client = crate::helpers::cookie_client();
-    let r = client
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": "WrongPassw0rdTyped"}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&client, &base, ADMIN, "WrongPassw0rdTyped").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = client
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&client, &base, ADMIN, ADMIN_PASSWORD).await;
     let token = crate::helpers::token_of(&r).unwrap();
     let r = reqwest::Client::new()
         .get(format!("{base}/async_status/1"))
@@ -467,9 +452,9 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     app.login_admin().await;
     let id = app.create_job("before the outage").await;
     let r = app
-        .put_json(
-            app.api(&format!("/async_status/{id}")),
-            &json!({"status": "SUCCEEDED", "message": "acknowledged"}),
+        .put_job(
+            id,
+            json!({"status": "SUCCEEDED", "message": "acknowledged"}),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -477,7 +462,7 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     cluster.stop();
     for _ in 0..3 {
         let started = Instant::now();
-        let r = app.get(app.api(&format!("/async_status/{id}"))).await;
+        let r = app.get(app.job_url(id)).await;
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "within the checkout timeout: {:?}",
@@ -502,7 +487,7 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     cluster.start_again();
     let back = Instant::now();
     loop {
-        let r = app.get(app.api(&format!("/async_status/{id}"))).await;
+        let r = app.get(app.job_url(id)).await;
         if r.status() == StatusCode::OK {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["response"]["status"], "SUCCEEDED");
@@ -537,7 +522,7 @@ async fn reads_after_a_postgres_restart_succeed_at_once() {
     // Open every connection the pool has (4 in tests): concurrent reads.
     let warm: Vec<_> = (0..16)
         .map(|_| {
-            let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+            let (client, url) = (app.client.clone(), app.job_url(id));
             actix_web::rt::spawn(async move { client.get(url).send().await.unwrap().status() })
         })
         .collect();
@@ -547,7 +532,7 @@ async fn reads_after_a_postgres_restart_succeed_at_once() {
     cluster.stop();
     cluster.start_again();
     for round in 0..3 {
-        let r = app.get(app.api(&format!("/async_status/{id}"))).await;
+        let r = app.get(app.job_url(id)).await;
         assert_eq!(r.status(), StatusCode::OK, "read {round} after the restart");
         let list = app.get(app.api("/async_status")).await;
         assert_eq!(

@@ -8,7 +8,7 @@ use asyncstatus_persistence::{now_micros, Backend, PoolOptions, Store};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_alert_contains, bearer_get, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{assert_alert_contains, bearer_get, login_at, TestApp, ADMIN, ADMIN_PASSWORD};
 
 /// A message of `n` bytes.
 fn long_message(n: usize) -> String {
@@ -281,12 +281,7 @@ async fn six_concurrent_lists_of_long_messages_stay_within_300_mb() {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let r = http
-        .post(format!("{base}/user/login"))
-        .json(&serde_json::json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&http, &base, ADMIN, ADMIN_PASSWORD).await;
     let token = crate::helpers::token_of(&r).unwrap();
     // Warm up: one small list, so the baseline includes the pool and caches.
     let r = bearer_get(&http, format!("{base}/async_status?limit=1"), &token).await;

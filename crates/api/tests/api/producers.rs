@@ -12,21 +12,12 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_alert, assert_alert_contains, bearer_get, get_json, TestApp};
 use crate::jobs::is_traffic_ops_timestamp;
 
-async fn put(app: &TestApp, id: i64, body: Value) -> reqwest::Response {
-    app.put_json(app.api(&format!("/async_status/{id}")), &body)
-        .await
-}
-
 async fn get(app: &TestApp, id: i64) -> reqwest::Response {
-    app.get(app.api(&format!("/async_status/{id}"))).await
+    app.get(app.job_url(id)).await
 }
 
 async fn delete(app: &TestApp, id: i64) -> reqwest::Response {
-    app.client
-        .delete(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap()
+    app.client.delete(app.job_url(id)).send().await.unwrap()
 }
 
 async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
@@ -68,12 +59,7 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
             "the poller sees the same job"
         );
     }
-    let r = app
-        .client
-        .post(app.api("/async_status"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post(app.api("/async_status")).await;
     assert_eq!(
         r.status(),
         StatusCode::ACCEPTED,
@@ -120,11 +106,11 @@ async fn bad_job_bodies_are_400_naming_the_field(backend: Backend) {
             "'message' must be a string",
         ),
     ] {
-        assert_alert_contains(put(&app, id, body).await, StatusCode::BAD_REQUEST, says).await;
+        assert_alert_contains(app.put_job(id, body).await, StatusCode::BAD_REQUEST, says).await;
     }
     let r = app
         .client
-        .put(app.api(&format!("/async_status/{id}")))
+        .put(app.job_url(id))
         .body("nope")
         .send()
         .await
@@ -141,7 +127,7 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     };
 
     let heartbeat = json!({"status": "PENDING", "message": "50% done"});
-    let r = put(&app, id, heartbeat).await;
+    let r = app.put_job(id, heartbeat).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["retry-after"], "5");
     let body: Value = r.json().await.unwrap();
@@ -149,7 +135,7 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     assert_eq!(body["response"]["message"], "50% done");
     assert!(body["response"]["end_time"].is_null());
 
-    let r = put(&app, id, json!({"status": "PENDING"})).await;
+    let r = app.put_job(id, json!({"status": "PENDING"})).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["response"]["message"], "50% done",
@@ -157,7 +143,7 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     );
 
     let finish = json!({"status": "SUCCEEDED", "message": "renewed"});
-    let r = put(&app, id, finish).await;
+    let r = app.put_job(id, finish).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers().get("retry-after").is_none(),
@@ -174,7 +160,7 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
         json!({"status": "SUCCEEDED"}),
     ] {
         assert_alert(
-            put(&app, id, body).await,
+            app.put_job(id, body).await,
             StatusCode::CONFLICT,
             "async status is already SUCCEEDED and can no longer be changed",
         )
@@ -187,7 +173,7 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     );
 
     assert_alert(
-        put(&app, 999_999, json!({"status": "FAILED"})).await,
+        app.put_job(999_999, json!({"status": "FAILED"})).await,
         StatusCode::NOT_FOUND,
         "async status not found",
     )
@@ -211,7 +197,7 @@ async fn sixteen_racing_finishers_have_exactly_one_winner(backend: Backend) {
     for round in 0..5 {
         let id = app.create_job("race").await;
         let racers = (0..16).map(|i| {
-            let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+            let (client, url) = (app.client.clone(), app.job_url(id));
             let status = if i % 2 == 0 { "SUCCEEDED" } else { "FAILED" };
             actix_web::rt::spawn(async move {
                 let r = client
@@ -356,12 +342,12 @@ async fn the_reaper_fails_stale_jobs_and_purges_old_finished_ones(backend: Backe
     let ancient_done = old_job(&app, days(31), Some(JobStatus::Succeeded)).await;
     let ancient_failed = old_job(&app, days(31), Some(JobStatus::Failed)).await;
     let recent_done = old_job(&app, days(29), Some(JobStatus::Succeeded)).await;
-    let r = put(
-        &app,
-        heartbeated,
-        json!({"status": "PENDING", "message": "still here"}),
-    )
-    .await;
+    let r = app
+        .put_job(
+            heartbeated,
+            json!({"status": "PENDING", "message": "still here"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let before: Value = get(&app, stale).await.json().await.unwrap();
     let stale_since = app

@@ -141,13 +141,7 @@ async fn bad_list_parameters_are_400_naming_them(backend: Backend) {
 
 async fn long_poll(app: &TestApp, id: i64, wait: &str) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let r = get_with_header(
-        &app.client,
-        app.api(&format!("/async_status/{id}")),
-        "prefer",
-        wait,
-    )
-    .await;
+    let r = get_with_header(&app.client, app.job_url(id), "prefer", wait).await;
     (r, started.elapsed())
 }
 
@@ -157,7 +151,7 @@ async fn park_waiter(
     app: &TestApp,
     id: i64,
 ) -> actix_web::rt::task::JoinHandle<(reqwest::Response, Instant)> {
-    let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+    let (client, url) = (app.client.clone(), app.job_url(id));
     let waiter = actix_web::rt::spawn(async move {
         let r = get_with_header(&client, url, "prefer", "wait=30").await;
         (r, Instant::now())
@@ -180,7 +174,7 @@ async fn a_waiter_is_released_when_another_client_finishes_the_job(backend: Back
     .await;
     let finished_at = Instant::now();
     let r = producer
-        .put(app.api(&format!("/async_status/{id}")))
+        .put(app.job_url(id))
         .json(&json!({"status": "SUCCEEDED", "message": "done"}))
         .send()
         .await
@@ -225,21 +219,13 @@ async fn a_heartbeat_does_not_release_a_waiter_but_the_finish_does(backend: Back
     };
     let waiter = park_waiter(&app, id).await;
     let beat = app
-        .put_json(
-            app.api(&format!("/async_status/{id}")),
-            &json!({"status": "PENDING", "message": "50%"}),
-        )
+        .put_job(id, json!({"status": "PENDING", "message": "50%"}))
         .await;
     assert_eq!(beat.status(), StatusCode::OK);
     // The heartbeat woke it; it re-read, saw PENDING and parked again.
     parked(&app, 1).await;
     assert!(!waiter.is_finished());
-    let done = app
-        .put_json(
-            app.api(&format!("/async_status/{id}")),
-            &json!({"status": "FAILED"}),
-        )
-        .await;
+    let done = app.put_job(id, json!({"status": "FAILED"})).await;
     assert_eq!(done.status(), StatusCode::OK);
     let body: Value = waiter.await.unwrap().0.json().await.unwrap();
     assert_eq!(body["response"]["status"], "FAILED");
@@ -305,7 +291,7 @@ async fn conditional_gets_answer_304_until_the_job_changes(backend: Backend) {
     let Some((app, id)) = TestApp::spawn_with_job(backend, "cached").await else {
         return;
     };
-    let url = app.api(&format!("/async_status/{id}"));
+    let url = app.job_url(id);
     let r = app.get(&url).await;
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let modified = r.headers()["last-modified"].to_str().unwrap().to_owned();
@@ -391,14 +377,14 @@ async fn replicas_on_one_postgres_wake_each_others_waiters() {
     a.login_admin().await;
     b.login_admin().await;
     let id = a.create_job("made on A").await;
-    let on_b: Value = get_json(&b.client, b.api(&format!("/async_status/{id}"))).await;
+    let on_b: Value = get_json(&b.client, b.job_url(id)).await;
     assert_eq!(on_b["response"]["message"], "made on A");
     let waiter = park_waiter(&b, id).await;
     let finished_at = Instant::now();
     let r = a
-        .put_json(
-            a.api(&format!("/async_status/{id}")),
-            &json!({"status": "SUCCEEDED", "message": "finished on A"}),
+        .put_job(
+            id,
+            json!({"status": "SUCCEEDED", "message": "finished on A"}),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);

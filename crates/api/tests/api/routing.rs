@@ -200,13 +200,7 @@ async fn bodies_over_the_limit_answer_413(backend: Backend) {
         return;
     };
     let big = format!(r#"{{"u":"{ADMIN}","p":"{}"}}"#, "x".repeat(4096));
-    let r = app
-        .client
-        .post(app.api("/user/login"))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_body(app.api("/user/login"), big).await;
     assert_alert(
         r,
         StatusCode::PAYLOAD_TOO_LARGE,
