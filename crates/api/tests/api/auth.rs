@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_alert, cookie_client, token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET,
+    assert_alert, bearer_get, client_from, cookie_client, get_with_header, retry_after, throttle,
+    token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET,
 };
 
 const UNAUTHORIZED: &str = "unauthorized, please log in.";
@@ -33,12 +34,18 @@ fn craft(secret: &str, alg: Algorithm, user: &str, age: i64, ttl: i64) -> String
 }
 
 async fn get_with_bearer(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.api("/user/current"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    bearer_get(&reqwest::Client::new(), app.api("/user/current"), token).await
+}
+
+/// GETs `/user/current` from a fresh client with the header `name: value`.
+async fn current_with(app: &TestApp, name: &str, value: &str) -> reqwest::Response {
+    get_with_header(
+        &reqwest::Client::new(),
+        app.api("/user/current"),
+        name,
+        value,
+    )
+    .await
 }
 
 async fn login_sets_an_http_only_session_cookie(backend: Backend) {
@@ -67,12 +74,7 @@ async fn login_sets_an_http_only_session_cookie(backend: Backend) {
         body,
         json!({"alerts": [{"level": "success", "text": "Successfully logged in."}]})
     );
-    let r = app
-        .client
-        .get(app.api("/user/current"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/user/current")).await;
     assert_eq!(r.status(), StatusCode::OK, "the cookie authenticates");
 }
 
@@ -92,13 +94,7 @@ async fn login_bodies_that_are_not_json_are_400(backend: Backend) {
         return;
     };
     for body in ["u=admin&p=x", "{", "", "[1,2]", "\"admin\""] {
-        let r = app
-            .client
-            .post(app.api("/user/login"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_body(app.api("/user/login"), body).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body:?}");
         let alert: Value = r.json().await.unwrap();
         let text = alert["alerts"][0]["text"].as_str().unwrap();
@@ -118,13 +114,7 @@ async fn login_needs_a_username_and_a_password(backend: Backend) {
         json!({"u": "admin", "p": ""}),
         json!({"u": null, "p": null}),
     ] {
-        let r = app
-            .client
-            .post(app.api("/user/login"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_json(app.api("/user/login"), &body).await;
         assert_alert(
             r,
             StatusCode::BAD_REQUEST,
@@ -133,12 +123,8 @@ async fn login_needs_a_username_and_a_password(backend: Backend) {
         .await;
     }
     let r = app
-        .client
-        .post(app.api("/user/login"))
-        .json(&json!({"u": 5, "p": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(app.api("/user/login"), &json!({"u": 5, "p": "x"}))
+        .await;
     assert_alert(r, StatusCode::BAD_REQUEST, "'u' must be a string").await;
 }
 
@@ -267,22 +253,12 @@ async fn requests_without_a_valid_token_are_401(backend: Backend) {
             UNAUTHORIZED,
         )
         .await;
-        let r = reqwest::Client::new()
-            .get(app.api("/user/current"))
-            .header("cookie", format!("access_token={token}"))
-            .send()
-            .await
-            .unwrap();
+        let r = current_with(&app, "cookie", &format!("access_token={token}")).await;
         assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
     }
     let r = reqwest::get(app.api("/async_status/1")).await.unwrap();
     assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
-    let r = reqwest::Client::new()
-        .get(app.api("/user/current"))
-        .header("authorization", format!("Basic {valid}"))
-        .send()
-        .await
-        .unwrap();
+    let r = current_with(&app, "authorization", &format!("Basic {valid}")).await;
     assert_alert(r, StatusCode::UNAUTHORIZED, UNAUTHORIZED).await;
     assert_eq!(get_with_bearer(&app, &valid).await.status(), StatusCode::OK);
 }
@@ -323,12 +299,7 @@ async fn logout_revokes_that_session_only(backend: Backend) {
     };
     app.login_admin().await;
     let other_session = app.token(ADMIN, ADMIN_PASSWORD).await;
-    let r = app
-        .client
-        .post(app.api("/user/logout"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post(app.api("/user/logout")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let cleared = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cleared.starts_with("access_token=;"), "{cleared}");
@@ -362,12 +333,7 @@ async fn logout_revokes_that_session_only(backend: Backend) {
         get_with_bearer(&app, &other_session).await.status(),
         StatusCode::OK
     );
-    let r = app
-        .client
-        .get(app.api("/user/current"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/user/current")).await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,
@@ -409,12 +375,7 @@ async fn a_missing_permission_is_403_naming_it(backend: Backend) {
     };
     app.add_user("viewer", "viewer-password", "read-only").await;
     let token = app.token("viewer", "viewer-password").await;
-    let r = reqwest::Client::new()
-        .get(app.api("/async_status/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&reqwest::Client::new(), app.api("/async_status/1"), &token).await;
     assert_alert(
         r,
         StatusCode::FORBIDDEN,
@@ -439,14 +400,7 @@ async fn deleted_and_demoted_users_lose_access(backend: Backend) {
     let demoted = app.token("demoted", "demoted-password").await;
     let job = |token: String| {
         let url = app.api("/async_status/1");
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { bearer_get(&reqwest::Client::new(), url, &token).await }
     };
     assert_eq!(
         job(leaving.clone()).await.status(),
@@ -499,50 +453,27 @@ async fn repeated_failed_logins_are_throttled(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.auth.login_max_failures = 3).await else {
         return;
     };
-    for _ in 0..3 {
-        let r = app.login_with(&cookie_client(), ADMIN, "wrong").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&cookie_client(), ADMIN, "wrong", 3).await;
     let r = app
         .login_with(&cookie_client(), ADMIN, ADMIN_PASSWORD)
         .await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     assert_eq!(
-        wait, 1,
+        retry_after(&r),
+        1,
         "the first block is 1 s (it doubles with each further failure)"
     );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["alerts"][0]["level"], "error");
 }
 
-/// A client whose connections come from `addr` (127.0.0.0/8 is all loopback on Linux).
-fn client_from(addr: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(addr))
-        .build()
-        .unwrap()
-}
-
 async fn throttling_counts_per_username_and_per_address(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.auth.login_max_failures = 3;
-        s.auth.login_max_failures_per_address = 5;
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, throttle(3, 5)).await else {
         return;
     };
     app.add_user("ops", "ops-password", "operations").await;
     let attacker = client_from([127, 0, 0, 2]);
-    for _ in 0..3 {
-        let r = app.login_with(&attacker, "ghost", "guess").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&attacker, "ghost", "guess", 3).await;
     let r = app.login_with(&attacker, "ghost", "guess").await;
     assert_eq!(
         r.status(),
@@ -556,10 +487,7 @@ async fn throttling_counts_per_username_and_per_address(backend: Backend) {
         StatusCode::OK,
         "another user at the same address is not blocked"
     );
-    for _ in 0..2 {
-        let r = app.login_with(&attacker, "ops", "wrong").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&attacker, "ops", "wrong", 2).await;
     let r = app.login_with(&attacker, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(
         r.status(),
@@ -594,13 +522,13 @@ async fn reads_keep_their_latency_while_logins_run(backend: Backend) {
     app.login_admin().await;
     let id = app.create_job("read me").await;
     let token = app.token(ADMIN, ADMIN_PASSWORD).await;
-    let url = app.api(&format!("/async_status/{id}"));
+    let url = app.job_url(id);
     let reader = reqwest::Client::new();
     let median_read = |reader: reqwest::Client, url: String, token: String| async move {
         let mut took = Vec::new();
         for _ in 0..40 {
             let started = std::time::Instant::now();
-            let r = reader.get(&url).bearer_auth(&token).send().await.unwrap();
+            let r = bearer_get(&reader, &url, &token).await;
             assert_eq!(r.status(), StatusCode::OK);
             took.push(started.elapsed());
         }

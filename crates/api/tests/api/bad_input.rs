@@ -649,12 +649,7 @@ async fn every_bad_request_gets_its_4xx_and_never_a_5xx(backend: Backend) {
 
     let r = reqwest::get(app.api("/ping")).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "still serving");
-    let r = app
-        .client
-        .get(app.api("/async_status/1"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/async_status/1")).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["response"]["status"], "PENDING",

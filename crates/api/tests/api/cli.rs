@@ -9,7 +9,7 @@ use asyncstatus_persistence::testing::TestDatabase;
 use asyncstatus_persistence::Backend;
 use reqwest::StatusCode;
 
-use crate::helpers::{test_settings, TestApp};
+use crate::helpers::{bearer_get, get_json, login_at, test_settings, TestApp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_asyncstatus-api");
 
@@ -64,6 +64,11 @@ fn fails(db: &TestDatabase, args: &[&str], stdin: Option<&str>, says: &str) {
     );
 }
 
+/// `user add NAME --role ROLE --password-stdin`
+fn user_add<'a>(name: &'a str, role: &'a str) -> [&'a str; 6] {
+    ["user", "add", name, "--role", role, "--password-stdin"]
+}
+
 async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
@@ -92,14 +97,7 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
         );
         ok(
             &db,
-            &[
-                "user",
-                "add",
-                "watcher",
-                "--role",
-                "watchers",
-                "--password-stdin",
-            ],
+            &user_add("watcher", "watchers"),
             Some("watcher-password\n"),
         );
         let users = ok(&db, &["user", "list"], None);
@@ -110,75 +108,36 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
             "{users}"
         );
 
-        fails(
-            &db,
-            &["user", "add", "x", "--role", "nosuch", "--password-stdin"],
-            Some("long-enough\n"),
-            "role 'nosuch' not found",
-        );
-        fails(
-            &db,
-            &[
-                "user",
-                "add",
-                "watcher",
-                "--role",
-                "watchers",
+        for (name, role, password, says) in [
+            ("x", "nosuch", "long-enough\n", "role 'nosuch' not found"),
+            ("watcher", "watchers", "long-enough\n", "already exists"),
+            ("y", "watchers", "short\n", "at least 8 characters"),
+            ("bad name", "watchers", "long-enough\n", "username"),
+        ] {
+            fails(&db, &user_add(name, role), Some(password), says);
+        }
+        for (args, says) in [
+            (
+                &["user", "add", "z", "--role", "watchers"][..],
                 "--password-stdin",
-            ],
-            Some("long-enough\n"),
-            "already exists",
-        );
-        fails(
-            &db,
-            &["user", "add", "y", "--role", "watchers", "--password-stdin"],
-            Some("short\n"),
-            "at least 8 characters",
-        );
-        fails(
-            &db,
-            &[
-                "user",
-                "add",
-                "bad name",
-                "--role",
-                "watchers",
-                "--password-stdin",
-            ],
-            Some("long-enough\n"),
-            "username",
-        );
-        fails(
-            &db,
-            &["user", "add", "z", "--role", "watchers"],
-            None,
-            "--password-stdin",
-        );
-        fails(
-            &db,
-            &["user", "remove", "ghost"],
-            None,
-            "user 'ghost' not found",
-        );
-        fails(
-            &db,
-            &["user", "set-role", "watcher", "nosuch"],
-            None,
-            "role 'nosuch' not found",
-        );
-        fails(
-            &db,
-            &["role", "grant", "nosuch", "ASYNC-STATUS:READ"],
-            None,
-            "role 'nosuch' not found",
-        );
-        fails(
-            &db,
-            &["role", "grant", "watchers", "not a permission"],
-            None,
-            "not a permission name",
-        );
-        fails(&db, &["role", "add", "watchers"], None, "already exists");
+            ),
+            (&["user", "remove", "ghost"], "user 'ghost' not found"),
+            (
+                &["user", "set-role", "watcher", "nosuch"],
+                "role 'nosuch' not found",
+            ),
+            (
+                &["role", "grant", "nosuch", "ASYNC-STATUS:READ"],
+                "role 'nosuch' not found",
+            ),
+            (
+                &["role", "grant", "watchers", "not a permission"],
+                "not a permission name",
+            ),
+            (&["role", "add", "watchers"], "already exists"),
+        ] {
+            fails(&db, args, None, says);
+        }
         db
     })
     .await
@@ -188,12 +147,7 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
     let app = TestApp::start(db, settings).await;
     let token = app.token("watcher", "watcher-password").await;
     let http = reqwest::Client::new();
-    let r = http
-        .get(app.api("/async_status"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&http, app.api("/async_status"), &token).await;
     assert_eq!(r.status(), StatusCode::OK, "watchers may read");
     let r = http
         .post(app.api("/async_status"))
@@ -221,12 +175,7 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
     // The role's new permissions hold for every session read from the database from now on
     // (a new one at once; older sessions once auth.user_cache_ttl passes).
     let fresh = crate::helpers::token_of(&r).unwrap();
-    let r = http
-        .get(app.api("/async_status"))
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&http, app.api("/async_status"), &fresh).await;
     crate::helpers::assert_alert(
         r,
         StatusCode::FORBIDDEN,
@@ -235,12 +184,8 @@ async fn users_and_roles_are_managed_from_the_command_line(backend: Backend) {
     .await;
 }
 
-/// Starts `serve` on port 0 and returns its first stdout lines (until the login hint).
-fn serve_banner(db: &TestDatabase) -> (crate::helpers::Reaped, Vec<String>) {
-    serve_banner_with(db, &[])
-}
-
-/// [`serve_banner`] with extra environment variables.
+/// Starts `serve` on port 0 with extra environment variables and returns its first stdout
+/// lines (until the login hint).
 fn serve_banner_with(
     db: &TestDatabase,
     env: &[(&str, &str)],
@@ -273,16 +218,26 @@ fn serve_banner_with(
     (crate::helpers::Reaped(child), lines)
 }
 
+/// [`serve_banner_with`] off the async runtime; the database is handed back with the process
+/// (dropping it would drop the database under the server).
+async fn serve_in_background(
+    db: TestDatabase,
+    env: &[(&'static str, &'static str)],
+) -> (TestDatabase, crate::helpers::Reaped, Vec<String>) {
+    let env = env.to_vec();
+    actix_web::rt::task::spawn_blocking(move || {
+        let (child, lines) = serve_banner_with(&db, &env);
+        (db, child, lines)
+    })
+    .await
+    .unwrap()
+}
+
 async fn serve_prints_the_url_and_the_first_admin_password_once(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
     };
-    let (db, mut child, first) = actix_web::rt::task::spawn_blocking(move || {
-        let (child, lines) = serve_banner(&db);
-        (db, child, lines)
-    })
-    .await
-    .unwrap();
+    let (db, mut child, first) = serve_in_background(db, &[]).await;
     let text = first.join("\n");
     let url = banner_url(&first);
     let password = first
@@ -291,22 +246,12 @@ async fn serve_prints_the_url_and_the_first_admin_password_once(backend: Backend
         .unwrap_or_else(|| panic!("no password in {text}"))
         .to_owned();
     assert!(password.len() >= 20, "a strong password: {password}");
-    let r = reqwest::Client::new()
-        .post(format!("{url}/user/login"))
-        .json(&serde_json::json!({"u": "admin", "p": password}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&reqwest::Client::new(), &url, "admin", &password).await;
     assert_eq!(r.status(), StatusCode::OK, "{text}");
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let (_db, mut child, again) = actix_web::rt::task::spawn_blocking(move || {
-        let (child, lines) = serve_banner(&db);
-        (db, child, lines)
-    })
-    .await
-    .unwrap();
+    let (_db, mut child, again) = serve_in_background(db, &[]).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let again = again.join("\n");
@@ -366,21 +311,10 @@ async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend:
         return;
     };
     let password = [("ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD", "restart-password")];
-    let (db, mut child, lines) = actix_web::rt::task::spawn_blocking(move || {
-        let (child, lines) = serve_banner_with(&db, &password);
-        (db, child, lines)
-    })
-    .await
-    .unwrap();
+    let (db, mut child, lines) = serve_in_background(db, &password).await;
     let url = banner_url(&lines);
     let client = crate::helpers::cookie_client();
-    let login = serde_json::json!({"u": "admin", "p": "restart-password"});
-    let r = client
-        .post(format!("{url}/user/login"))
-        .json(&login)
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&client, &url, "admin", "restart-password").await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = client
         .post(format!("{url}/async_status"))
@@ -398,30 +332,12 @@ async fn a_job_of_a_killed_service_is_failed_as_abandoned_after_restart(backend:
         ("ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD", "restart-password"),
         ("ASYNCSTATUS__JOBS__STALE_AFTER", "1ms"),
     ];
-    // The database is handed back: dropping it would drop the database under the server.
-    let (_db, mut child, lines) = actix_web::rt::task::spawn_blocking(move || {
-        let (child, lines) = serve_banner_with(&db, &restart);
-        (db, child, lines)
-    })
-    .await
-    .unwrap();
+    let (_db, mut child, lines) = serve_in_background(db, &restart).await;
     let url = banner_url(&lines);
     let client = crate::helpers::cookie_client();
-    let r = client
-        .post(format!("{url}/user/login"))
-        .json(&login)
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&client, &url, "admin", "restart-password").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let job: serde_json::Value = client
-        .get(format!("{url}/async_status/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job: serde_json::Value = get_json(&client, format!("{url}/async_status/{id}")).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(job["response"]["status"], "FAILED", "{job}");

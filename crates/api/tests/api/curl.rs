@@ -61,12 +61,7 @@ async fn curl_with_a_cookie_jar_logs_in_creates_polls_and_logs_out(backend: Back
     let id = serde_json::from_str::<Value>(&body).unwrap()["response"]["id"]
         .as_i64()
         .unwrap();
-    let (code, body) = curl(vec![
-        "-b".into(),
-        jar.clone(),
-        app.api(&format!("/async_status/{id}")),
-    ])
-    .await;
+    let (code, body) = curl(vec!["-b".into(), jar.clone(), app.job_url(id)]).await;
     assert_eq!(code, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["response"]["message"],
@@ -83,12 +78,7 @@ async fn curl_with_a_cookie_jar_logs_in_creates_polls_and_logs_out(backend: Back
     ])
     .await;
     assert_eq!(code, 200, "logout");
-    let (code, _) = curl(vec![
-        "-b".into(),
-        jar.clone(),
-        app.api(&format!("/async_status/{id}")),
-    ])
-    .await;
+    let (code, _) = curl(vec!["-b".into(), jar.clone(), app.job_url(id)]).await;
     assert_eq!(code, 401, "the jar's session ended");
     let _ = std::fs::remove_file(&jar);
 }

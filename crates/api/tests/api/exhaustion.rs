@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{assert_alert_contains, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{
+    assert_alert_contains, get_with_header, parked, TestApp, ADMIN, ADMIN_PASSWORD,
+};
 
 /// `serve` as a child process whose soft open-file limit starts at `files`; its origin
 /// (`http://127.0.0.1:PORT`) and port.
@@ -263,15 +265,6 @@ async fn healthz_answers_within_a_second_during_a_flood_of_hung_up_long_polls(ba
     .await;
 }
 
-/// Waits (bounded) until `app` has `n` long-poll waiters parked.
-async fn parked(app: &TestApp, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.waiters.len() != n {
-        assert!(Instant::now() < deadline, "{n} waiters never parked");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// A long-poll of `id` as `client`, waiting up to `wait` seconds: the answer and its time.
 async fn long_poll(
     app: &TestApp,
@@ -280,12 +273,7 @@ async fn long_poll(
     wait: u32,
 ) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let r = client
-        .get(app.api(&format!("/async_status/{id}")))
-        .header("prefer", format!("wait={wait}"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(client, app.job_url(id), "prefer", &format!("wait={wait}")).await;
     (r, started.elapsed())
 }
 
@@ -322,7 +310,7 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
     let id = app.create_job("capped").await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+        let (client, url) = (app.client.clone(), app.job_url(id));
         held.push(actix_web::rt::spawn(async move {
             client.get(url).header("prefer", "wait=30").send().await
         }));
@@ -333,7 +321,7 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
         "the admin's third waiter",
     )
     .await;
-    let (client, url) = (operator.clone(), app.api(&format!("/async_status/{id}")));
+    let (client, url) = (operator.clone(), app.job_url(id));
     held.push(actix_web::rt::spawn(async move {
         client.get(url).header("prefer", "wait=30").send().await
     }));
@@ -343,13 +331,7 @@ async fn waiters_past_the_per_user_and_overall_caps_are_answered_at_once(backend
         "a waiter past the overall cap",
     )
     .await;
-    let r = app
-        .client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&json!({"status": "SUCCEEDED"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.put_job(id, json!({"status": "SUCCEEDED"})).await;
     assert_eq!(r.status(), StatusCode::OK);
     for waiter in held {
         let r = waiter.await.unwrap().unwrap();
@@ -493,6 +475,20 @@ async fn hold_login_slots(app: &TestApp) -> tokio::sync::OwnedSemaphorePermit {
     slots.acquire_many_owned(n).await.unwrap()
 }
 
+/// An admin login from a task of its own; the answer's status.
+fn spawn_admin_login(app: &TestApp) -> actix_web::rt::task::JoinHandle<StatusCode> {
+    let (client, url) = (reqwest::Client::new(), app.api("/user/login"));
+    actix_web::rt::spawn(async move {
+        client
+            .post(url)
+            .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    })
+}
+
 /// Waits (bounded) until `n` logins wait for a slot.
 async fn queued(app: &TestApp, n: usize) {
     within(Duration::from_secs(10), "logins queued", || async {
@@ -508,16 +504,7 @@ async fn a_login_past_the_queue_gets_503_with_retry_after(backend: Backend) {
     let slots = hold_login_slots(&app).await;
     let mut waiting = Vec::new();
     for _ in 0..2 {
-        let (client, url) = (reqwest::Client::new(), app.api("/user/login"));
-        waiting.push(actix_web::rt::spawn(async move {
-            client
-                .post(url)
-                .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
+        waiting.push(spawn_admin_login(&app));
     }
     queued(&app, 2).await;
     let started = Instant::now();
@@ -562,16 +549,7 @@ async fn a_queued_login_leaves_the_queue_when_its_client_hangs_up(backend: Backe
     .await;
     eprintln!("a hung-up login left the queue in {took:?}");
     // Its place is free again: the next login waits (no 503) and succeeds once a slot frees.
-    let (client, url) = (reqwest::Client::new(), app.api("/user/login"));
-    let next = actix_web::rt::spawn(async move {
-        client
-            .post(url)
-            .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let next = spawn_admin_login(&app);
     queued(&app, 1).await;
     drop(slots);
     assert_eq!(next.await.unwrap(), StatusCode::OK);

@@ -6,20 +6,20 @@ use std::time::{Duration, Instant};
 use asyncstatus_persistence::Backend;
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_alert, TestApp};
+use crate::helpers::{assert_alert, get_json, TestApp};
 
 /// Holds the pool's only connection while one GET of a job is made, then checks that a GET
 /// succeeds once the connection is free. Returns the held GET's answer and how long it took.
 async fn get_while_the_pool_is_held(app: &TestApp) -> (reqwest::Response, Duration) {
     app.login_admin().await;
     let id = app.create_job("held").await;
-    let url = app.api(&format!("/async_status/{id}"));
+    let url = app.job_url(id);
     let guard = app.hold_connection().await;
     let started = Instant::now();
-    let r = app.client.get(&url).send().await.unwrap();
+    let r = app.get(&url).await;
     let waited = started.elapsed();
     drop(guard);
-    let again = app.client.get(&url).send().await.unwrap();
+    let again = app.get(&url).await;
     assert_eq!(
         again.status(),
         StatusCode::OK,
@@ -151,14 +151,7 @@ async fn acknowledged_writes_survive_a_sigkill_mid_burst(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let all: Value = http
-        .get(format!("{base}/async_status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(&http, format!("{base}/async_status")).await;
     let stored: HashMap<i64, String> = all["response"]
         .as_array()
         .unwrap()

@@ -77,6 +77,83 @@ pub fn cookie_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client whose connections come from `addr` (127.0.0.0/8 is all loopback on Linux).
+pub fn client_from(addr: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(addr))
+        .build()
+        .unwrap()
+}
+
+/// Settings that block a (username, address) after `per_user` failed logins and an address
+/// after `per_address`.
+pub fn throttle(per_user: u32, per_address: u32) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        s.auth.login_max_failures = per_user;
+        s.auth.login_max_failures_per_address = per_address;
+    }
+}
+
+/// The seconds a response's `Retry-After` names.
+pub fn retry_after(r: &Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Logs `client` in as `user` at the API base `base` (`…/api/4.0`); the answer.
+pub async fn login_at(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> Response {
+    client
+        .post(format!("{base}/user/login"))
+        .json(&serde_json::json!({"u": user, "p": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GETs `url` with `client`, authenticated by the Bearer `token`.
+pub async fn bearer_get(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    token: &str,
+) -> Response {
+    client.get(url).bearer_auth(token).send().await.unwrap()
+}
+
+/// GETs `url` with `client` and one extra header.
+pub async fn get_with_header(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    name: &str,
+    value: &str,
+) -> Response {
+    client.get(url).header(name, value).send().await.unwrap()
+}
+
+/// Waits (bounded) until `app` has `n` long-poll waiters parked.
+pub async fn parked(app: &TestApp, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.state.waiters.len() != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} waiters never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// GETs `url` with `client`; the JSON body of the answer.
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 impl TestApp {
     /// The application on a fresh database of `backend`; `None` when PostgreSQL tests are
     /// skipped (no cluster configured and not required).
@@ -93,6 +170,15 @@ impl TestApp {
         let mut settings = test_settings(&db);
         configure(&mut settings);
         Some(TestApp::start(db, settings).await)
+    }
+
+    /// [`spawn`] with the app's client logged in as the admin and a job with `message` made;
+    /// the job's id with it.
+    pub async fn spawn_with_job(backend: Backend, message: &str) -> Option<(TestApp, i64)> {
+        let app = TestApp::spawn(backend).await?;
+        app.login_admin().await;
+        let id = app.create_job(message).await;
+        Some((app, id))
     }
 
     /// Starts the application on `db` with `settings`.
@@ -132,6 +218,11 @@ impl TestApp {
         format!("{}/api/4.0{path}", self.address)
     }
 
+    /// `http://127.0.0.1:PORT/api/4.0/async_status/{id}`
+    pub fn job_url(&self, id: impl std::fmt::Display) -> String {
+        self.api(&format!("/async_status/{id}"))
+    }
+
     /// Logs `client` in; returns the response.
     pub async fn login_with(
         &self,
@@ -145,6 +236,52 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GETs `url` with the app's own client (and its cookies).
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> Response {
+        self.client.get(url).send().await.unwrap()
+    }
+
+    /// POSTs nothing to `url` with the app's own client.
+    pub async fn post(&self, url: impl reqwest::IntoUrl) -> Response {
+        self.client.post(url).send().await.unwrap()
+    }
+
+    /// POSTs `body` to `url` with the app's own client.
+    pub async fn post_json(&self, url: impl reqwest::IntoUrl, body: &Value) -> Response {
+        self.client.post(url).json(body).send().await.unwrap()
+    }
+
+    /// POSTs the raw `body` to `url` with the app's own client.
+    pub async fn post_body(
+        &self,
+        url: impl reqwest::IntoUrl,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client.post(url).body(body).send().await.unwrap()
+    }
+
+    /// PUTs `body` to `url` with the app's own client.
+    pub async fn put_json(&self, url: impl reqwest::IntoUrl, body: &Value) -> Response {
+        self.client.put(url).json(body).send().await.unwrap()
+    }
+
+    /// PUTs `body` to the job `id` with the app's own client.
+    pub async fn put_job(&self, id: impl std::fmt::Display, body: Value) -> Response {
+        self.put_json(self.job_url(id), &body).await
+    }
+
+    /// `n` logins of `user` with the wrong `password` from `client`, each asserted 401.
+    pub async fn fail_logins(&self, client: &reqwest::Client, user: &str, password: &str, n: u32) {
+        for _ in 0..n {
+            let r = self.login_with(client, user, password).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "{user} with {password:?}"
+            );
+        }
     }
 
     /// Logs the app's own client in as the admin.
@@ -278,12 +415,7 @@ pub async fn admin_login_and_job(
     api: &str,
     message: &str,
 ) -> (String, i64) {
-    let r = client
-        .post(format!("{api}/user/login"))
-        .json(&serde_json::json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(client, api, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK, "admin login");
     let token = token_of(&r).expect("access_token cookie");
     let r = client

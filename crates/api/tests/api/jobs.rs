@@ -4,7 +4,7 @@ use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_alert, TestApp};
+use crate::helpers::{assert_alert, get_json, TestApp};
 
 const NOT_AN_INTEGER: &str = "getting integer parameters: parameter 'id' not an integer";
 
@@ -28,12 +28,7 @@ async fn a_job_reads_exactly_as_traffic_ops_shows_it(backend: Backend) {
         .with_store(|s| s.create_job(Some("Async job has started."), now_micros()))
         .await
         .unwrap();
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status/{}", job.id)))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api(&format!("/async_status/{}", job.id))).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/json");
     let text = r.text().await.unwrap();
@@ -66,15 +61,7 @@ async fn finished_jobs_show_their_end_time_and_null_messages_stay_null(backend: 
     app.with_store(move |s| s.update_job(id, &update, now_micros()))
         .await
         .unwrap();
-    let body: Value = app
-        .client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&app.client, app.job_url(id)).await;
     let job = body["response"].as_object().unwrap();
     let keys: Vec<&str> = job.keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 5, "all five keys: {keys:?}");
@@ -99,12 +86,7 @@ async fn ids_are_parsed_as_traffic_ops_does(backend: Backend) {
             .id;
     }
     for (raw, id) in [("007", 7), ("+1", 1), ("1", 1)] {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{raw}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.job_url(raw)).await;
         assert_eq!(r.status(), StatusCode::OK, "{raw}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["response"]["id"], id, "{raw}");
@@ -119,21 +101,11 @@ async fn ids_are_parsed_as_traffic_ops_does(backend: Backend) {
         "0x1",
         "1%20",
     ] {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{raw}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.job_url(raw)).await;
         assert_alert(r, StatusCode::BAD_REQUEST, NOT_AN_INTEGER).await;
     }
     for raw in ["0", "-1", "9223372036854775807", "-9223372036854775808"] {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{raw}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.job_url(raw)).await;
         assert_alert(r, StatusCode::NOT_FOUND, "async status not found").await;
     }
 }
@@ -143,9 +115,7 @@ async fn authentication_is_checked_before_the_id(backend: Backend) {
         return;
     };
     for raw in ["abc", "1"] {
-        let r = reqwest::get(app.api(&format!("/async_status/{raw}")))
-            .await
-            .unwrap();
+        let r = reqwest::get(app.job_url(raw)).await.unwrap();
         assert_alert(r, StatusCode::UNAUTHORIZED, "unauthorized, please log in.").await;
     }
 }
@@ -168,10 +138,7 @@ async fn concurrent_reads_each_get_their_own_job(backend: Backend) {
             } else {
                 ids[n as usize % 10]
             };
-            let (client, url) = (
-                app.client.clone(),
-                app.api(&format!("/async_status/{wanted}")),
-            );
+            let (client, url) = (app.client.clone(), app.job_url(wanted));
             actix_web::rt::spawn(async move {
                 let r = client.get(url).send().await.unwrap();
                 (wanted, r.status(), r.json::<Value>().await.unwrap())
@@ -190,21 +157,13 @@ async fn concurrent_reads_each_get_their_own_job(backend: Backend) {
         }
     }
     for (i, id) in ids.iter().enumerate() {
-        let url = app.api(&format!("/async_status/{id}"));
+        let url = app.job_url(id);
         let put = app
             .client
             .put(&url)
             .json(&serde_json::json!({"status": "PENDING", "message": format!("updated {i}")}));
         assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
-        let body: Value = app
-            .client
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body: Value = get_json(&app.client, &url).await;
         assert_eq!(
             body["response"]["message"],
             format!("updated {i}"),

@@ -6,9 +6,18 @@ use asyncstatus_persistence::Backend;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, cookie_client, token_of, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{
+    assert_alert, bearer_get, client_from, cookie_client, get_with_header, retry_after, throttle,
+    token_of, TestApp, ADMIN, ADMIN_PASSWORD,
+};
 
 const EVIL: &str = "https://evil.example";
+const PORTAL: &str = "https://portal.example";
+
+/// CORS settings that allow [`PORTAL`].
+fn allowing_portal(s: &mut asyncstatus_api::settings::Settings) {
+    s.cors.allowed_origins = vec![PORTAL.into()];
+}
 
 /// A cookie client of `app`, logged in as the admin.
 async fn logged_in(app: &TestApp) -> reqwest::Client {
@@ -20,12 +29,7 @@ async fn logged_in(app: &TestApp) -> reqwest::Client {
 
 async fn job_count(app: &TestApp) -> i64 {
     let token = app.token(ADMIN, ADMIN_PASSWORD).await;
-    let r = reqwest::Client::new()
-        .get(app.api("/async_status"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&reqwest::Client::new(), app.api("/async_status"), &token).await;
     let body: Value = r.json().await.unwrap();
     body["summary"]["count"].as_i64().unwrap()
 }
@@ -77,7 +81,7 @@ async fn cookie_writes_from_another_site_are_403(backend: Backend) {
         )
         .await;
     }
-    let job = app.api(&format!("/async_status/{id}"));
+    let job = app.job_url(id);
     let r = client
         .put(&job)
         .header("sec-fetch-site", "cross-site")
@@ -108,11 +112,7 @@ async fn cookie_writes_from_another_site_are_403(backend: Backend) {
 }
 
 async fn same_origin_and_allowed_origins_pass_with_a_cookie(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.cors.allowed_origins = vec!["https://portal.example".into()]
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, allowing_portal).await else {
         return;
     };
     let client = logged_in(&app).await;
@@ -123,7 +123,7 @@ async fn same_origin_and_allowed_origins_pass_with_a_cookie(backend: Backend) {
         vec![("sec-fetch-site", "none")],
         vec![("origin", own.as_str())],
         vec![("origin", own.as_str()), ("sec-fetch-site", "same-origin")],
-        vec![("origin", "https://portal.example")],
+        vec![("origin", PORTAL)],
     ] {
         let r = post_job(&client, &app, &headers).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED, "{headers:?}");
@@ -136,10 +136,7 @@ async fn same_origin_and_allowed_origins_pass_with_a_cookie(backend: Backend) {
     let r = post_job(
         &client,
         &app,
-        &[
-            ("origin", "https://portal.example"),
-            ("sec-fetch-site", "cross-site"),
-        ],
+        &[("origin", PORTAL), ("sec-fetch-site", "cross-site")],
     )
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -229,35 +226,41 @@ async fn logins_from_another_site_are_403(backend: Backend) {
     }
 }
 
+/// Three logins from fresh clients with each of `names`, every one refused with `status` and
+/// `text`.
+async fn refused_logins(app: &TestApp, names: &[&str], status: StatusCode, text: &str) {
+    for name in names {
+        for _ in 0..3 {
+            let r = app.login_with(&cookie_client(), name, "guess").await;
+            assert_alert(r, status, text).await;
+        }
+    }
+}
+
+/// The status of an admin login from a fresh client.
+async fn admin_login(app: &TestApp) -> StatusCode {
+    app.login_with(&cookie_client(), ADMIN, ADMIN_PASSWORD)
+        .await
+        .status()
+}
+
 const USERNAME_RULE: &str = "username must be 1 to 128 characters with no control characters";
 
 async fn bad_login_usernames_are_400_before_the_throttle(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.auth.login_max_failures = 2;
-        s.auth.login_max_failures_per_address = 2;
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, throttle(2, 2)).await else {
         return;
     };
     let long = "u".repeat(129);
-    for name in [long.as_str(), "ad\nmin", "a\u{0}", "\u{7f}"] {
-        for _ in 0..3 {
-            let r = app.login_with(&cookie_client(), name, "guess").await;
-            assert_alert(r, StatusCode::BAD_REQUEST, USERNAME_RULE).await;
-        }
-    }
+    let names = [long.as_str(), "ad\nmin", "a\u{0}", "\u{7f}"];
+    refused_logins(&app, &names, StatusCode::BAD_REQUEST, USERNAME_RULE).await;
     let r = app.login_with(&cookie_client(), "Jane Doe", "guess").await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,
         "a Traffic Ops name with a space is a username"
     );
-    let r = app
-        .login_with(&cookie_client(), ADMIN, ADMIN_PASSWORD)
-        .await;
     assert_eq!(
-        r.status(),
+        admin_login(&app).await,
         StatusCode::OK,
         "the refused names counted nothing"
     );
@@ -267,43 +270,19 @@ async fn bad_login_usernames_are_400_before_the_throttle(backend: Backend) {
 /// fit many times over): one who has not logged in cannot make each connection hold
 /// `server.max_body_bytes`, and a 1 MB username never reaches the parser.
 async fn a_login_body_past_16_kib_is_413_before_it_is_parsed(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.auth.login_max_failures = 2;
-        s.auth.login_max_failures_per_address = 2;
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, throttle(2, 2)).await else {
         return;
     };
     let huge = "u".repeat(1_000_000);
     let just_over = "u".repeat(16 * 1024);
-    for name in [huge.as_str(), just_over.as_str()] {
-        for _ in 0..3 {
-            let r = app.login_with(&cookie_client(), name, "guess").await;
-            assert_alert(
-                r,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body is larger than the limit of 16384 bytes",
-            )
-            .await;
-        }
-    }
-    let r = app
-        .login_with(&cookie_client(), ADMIN, ADMIN_PASSWORD)
-        .await;
+    let too_large = "request body is larger than the limit of 16384 bytes";
+    let names = [huge.as_str(), just_over.as_str()];
+    refused_logins(&app, &names, StatusCode::PAYLOAD_TOO_LARGE, too_large).await;
     assert_eq!(
-        r.status(),
+        admin_login(&app).await,
         StatusCode::OK,
         "the refused bodies counted nothing"
     );
-}
-
-/// A client whose connections come from `addr` (127.0.0.0/8 is all loopback on Linux).
-fn client_from(addr: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(addr))
-        .build()
-        .unwrap()
 }
 
 async fn login_from(
@@ -322,12 +301,17 @@ async fn login_from(
     request.send().await.unwrap()
 }
 
-fn retry_after(r: &Response) -> u64 {
-    r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+/// Three failed logins from `client`, of the users u0, u1 and u2, the i-th forwarded for
+/// `forwarded_for(i)`.
+async fn fail_forwarded(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded_for: impl Fn(u32) -> String,
+) {
+    for i in 0..3 {
+        let r = login_from(app, client, &format!("u{i}"), "x", Some(&forwarded_for(i))).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
 }
 
 async fn a_colleague_logs_in_where_another_user_failed(backend: Backend) {
@@ -336,10 +320,7 @@ async fn a_colleague_logs_in_where_another_user_failed(backend: Backend) {
     };
     app.add_user("ops", "ops-password", "operations").await;
     let office = client_from([127, 0, 0, 2]);
-    for _ in 0..10 {
-        let r = app.login_with(&office, "ops", "wrong").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    app.fail_logins(&office, "ops", "wrong", 10).await;
     let r = app.login_with(&office, "ops", "ops-password").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "(ops, office)");
     assert_eq!(retry_after(&r), 1, "the first block is 1 s");
@@ -375,12 +356,7 @@ async fn the_login_delay_grows_with_each_failure(backend: Backend) {
 }
 
 async fn an_address_spraying_usernames_is_blocked_at_its_own_limit(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.auth.login_max_failures = 3;
-        s.auth.login_max_failures_per_address = 5;
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, throttle(3, 5)).await else {
         return;
     };
     let sprayer = client_from([127, 0, 0, 5]);
@@ -400,20 +376,11 @@ async fn an_address_spraying_usernames_is_blocked_at_its_own_limit(backend: Back
 }
 
 async fn forged_forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.auth.login_max_failures = 3;
-        s.auth.login_max_failures_per_address = 3;
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, throttle(3, 3)).await else {
         return;
     };
     let attacker = client_from([127, 0, 0, 7]);
-    for i in 0..3 {
-        let forged = format!("203.0.113.{i}");
-        let r = login_from(&app, &attacker, &format!("u{i}"), "x", Some(&forged)).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    fail_forwarded(&app, &attacker, |i| format!("203.0.113.{i}")).await;
     let r = login_from(&app, &attacker, ADMIN, ADMIN_PASSWORD, Some("203.0.113.99")).await;
     assert_eq!(
         r.status(),
@@ -425,20 +392,15 @@ async fn forged_forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend
 async fn a_trusted_proxy_names_the_client_by_the_nearest_untrusted_hop(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| {
         s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        s.auth.login_max_failures = 3;
-        s.auth.login_max_failures_per_address = 3;
+        throttle(3, 3)(s);
     })
     .await
     else {
         return;
     };
     let proxy = client_from([127, 0, 0, 1]);
-    for i in 0..3 {
-        // The client may put anything on the left; the proxy appended what it saw.
-        let chain = format!("198.51.100.{i}, 203.0.113.9");
-        let r = login_from(&app, &proxy, &format!("u{i}"), "x", Some(&chain)).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    // The client may put anything on the left; the proxy appended what it saw.
+    fail_forwarded(&app, &proxy, |i| format!("198.51.100.{i}, 203.0.113.9")).await;
     let blocked = login_from(
         &app,
         &proxy,
@@ -512,27 +474,16 @@ async fn answers_are_not_sniffed_and_authenticated_ones_not_shared(backend: Back
     assert_eq!(r.headers()["cache-control"], "private, no-cache", "login");
     app.login_admin().await;
     let id = app.create_job("private").await;
-    let job = app.api(&format!("/async_status/{id}"));
-    let r = app.client.get(&job).send().await.unwrap();
+    let job = app.job_url(id);
+    let r = app.get(&job).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "private, no-cache");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let etag = r.headers()["etag"].clone();
-    let r = app
-        .client
-        .get(&job)
-        .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&app.client, &job, "if-none-match", etag.to_str().unwrap()).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "304 keeps working");
     assert_eq!(r.headers()["cache-control"], "private, no-cache");
-    let r = app
-        .client
-        .get(app.api("/async_status"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/async_status")).await;
     assert_eq!(r.headers()["cache-control"], "private, no-cache", "a list");
 }
 
@@ -546,15 +497,11 @@ fn varies_on_origin(r: &Response) -> usize {
 }
 
 async fn every_answer_varies_on_origin_when_cors_is_configured(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        s.cors.allowed_origins = vec!["https://portal.example".into()]
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(backend, allowing_portal).await else {
         return;
     };
     let client = reqwest::Client::new();
-    for origin in [None, Some(EVIL), Some("https://portal.example")] {
+    for origin in [None, Some(EVIL), Some(PORTAL)] {
         for url in [app.api("/ping"), app.api("/async_status")] {
             let mut request = client.get(&url).header("accept-encoding", "gzip");
             if let Some(origin) = origin {

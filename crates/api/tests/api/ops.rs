@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::cluster::PrivateCluster;
-use crate::helpers::{assert_alert, settings_for_url, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{
+    assert_alert, get_with_header, login_at, settings_for_url, TestApp, ADMIN, ADMIN_PASSWORD,
+};
 
 async fn health_and_readiness_need_no_login(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
@@ -36,28 +38,14 @@ fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 }
 
 async fn metrics_count_requests_by_route_and_show_pool_jobs_and_waiters(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "measured").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("measured").await;
     for _ in 0..3 {
-        app.client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        app.get(app.job_url(id)).await;
     }
-    app.client
-        .get(app.api("/async_status/999999"))
-        .send()
-        .await
-        .unwrap();
-    app.client
-        .get(format!("{}/random/{id}", app.address))
-        .send()
-        .await
-        .unwrap();
+    app.get(app.api("/async_status/999999")).await;
+    app.get(format!("{}/random/{id}", app.address)).await;
     let r = reqwest::get(format!("{}/metrics", app.address))
         .await
         .unwrap();
@@ -141,23 +129,13 @@ async fn cors_headers_only_for_allowed_origins(backend: Backend) {
         .to_str()
         .unwrap()
         .contains("Prefer"));
-    let r = http
-        .get(app.api("/ping"))
-        .header("origin", PORTAL)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&http, app.api("/ping"), "origin", PORTAL).await;
     assert_eq!(r.headers()["access-control-allow-origin"], PORTAL);
     assert!(r.headers()["access-control-expose-headers"]
         .to_str()
         .unwrap()
         .contains("Location"));
-    let r = http
-        .get(app.api("/ping"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&http, app.api("/ping"), "origin", "https://evil.example").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("access-control-allow-origin").is_none());
     let r = http
@@ -177,12 +155,7 @@ async fn cors_headers_only_for_allowed_origins(backend: Backend) {
     let Some(plain) = TestApp::spawn(backend).await else {
         return;
     };
-    let r = http
-        .get(plain.api("/ping"))
-        .header("origin", PORTAL)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&http, plain.api("/ping"), "origin", PORTAL).await;
     assert!(
         r.headers().get("access-control-allow-origin").is_none(),
         "none by default"
@@ -228,12 +201,7 @@ async fn https_serves_with_the_configured_certificate(backend: Backend) {
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();
-    let r = https
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&https, &base, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("Secure"), "Secure with TLS: {cookie}");
@@ -410,19 +378,9 @@ async fn logs_are_json_lines_without_secrets(backend: Backend) {
         .unwrap();
     let base = served.base.clone();
     let client = crate::helpers::cookie_client();
-    let r = client
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": "WrongPassw0rdTyped"}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&client, &base, ADMIN, "WrongPassw0rdTyped").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = client
-        .post(format!("{base}/user/login"))
-        .json(&json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&client, &base, ADMIN, ADMIN_PASSWORD).await;
     let token = crate::helpers::token_of(&r).unwrap();
     let r = reqwest::Client::new()
         .get(format!("{base}/async_status/1"))
@@ -494,23 +452,17 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     app.login_admin().await;
     let id = app.create_job("before the outage").await;
     let r = app
-        .client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&json!({"status": "SUCCEEDED", "message": "acknowledged"}))
-        .send()
-        .await
-        .unwrap();
+        .put_job(
+            id,
+            json!({"status": "SUCCEEDED", "message": "acknowledged"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     cluster.stop();
     for _ in 0..3 {
         let started = Instant::now();
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.job_url(id)).await;
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "within the checkout timeout: {:?}",
@@ -535,12 +487,7 @@ async fn a_postgres_outage_answers_503_and_the_service_recovers_by_itself() {
     cluster.start_again();
     let back = Instant::now();
     loop {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.job_url(id)).await;
         if r.status() == StatusCode::OK {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["response"]["status"], "SUCCEEDED");
@@ -575,7 +522,7 @@ async fn reads_after_a_postgres_restart_succeed_at_once() {
     // Open every connection the pool has (4 in tests): concurrent reads.
     let warm: Vec<_> = (0..16)
         .map(|_| {
-            let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+            let (client, url) = (app.client.clone(), app.job_url(id));
             actix_web::rt::spawn(async move { client.get(url).send().await.unwrap().status() })
         })
         .collect();
@@ -585,19 +532,9 @@ async fn reads_after_a_postgres_restart_succeed_at_once() {
     cluster.stop();
     cluster.start_again();
     for round in 0..3 {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.job_url(id)).await;
         assert_eq!(r.status(), StatusCode::OK, "read {round} after the restart");
-        let list = app
-            .client
-            .get(app.api("/async_status"))
-            .send()
-            .await
-            .unwrap();
+        let list = app.get(app.api("/async_status")).await;
         assert_eq!(
             list.status(),
             StatusCode::OK,

@@ -8,7 +8,7 @@ use asyncstatus_persistence::{now_micros, Backend, PoolOptions, Store};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_alert_contains, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{assert_alert_contains, bearer_get, login_at, TestApp, ADMIN, ADMIN_PASSWORD};
 
 /// A message of `n` bytes.
 fn long_message(n: usize) -> String {
@@ -26,12 +26,7 @@ async fn create_jobs(app: &TestApp, n: usize, message: String) {
 }
 
 async fn list(app: &TestApp, query: &str) -> (StatusCode, usize, Value) {
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status{query}")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api(&format!("/async_status{query}"))).await;
     let status = r.status();
     let bytes = r.bytes().await.unwrap();
     (status, bytes.len(), serde_json::from_slice(&bytes).unwrap())
@@ -93,12 +88,7 @@ async fn a_limit_above_max_page_is_400_naming_it(backend: Backend) {
         return;
     };
     app.login_admin().await;
-    let r = app
-        .client
-        .get(app.api("/async_status?limit=1001"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(app.api("/async_status?limit=1001")).await;
     assert_alert_contains(r, StatusCode::BAD_REQUEST, "jobs.max_page").await;
     let (status, _, _) = list(&app, "?limit=1000").await;
     assert_eq!(status, StatusCode::OK, "the default jobs.max_page is 1000");
@@ -235,12 +225,7 @@ async fn a_cursor_that_is_bad_or_mixed_with_offset_is_400_naming_it(backend: Bac
             "must be given at most once",
         ),
     ] {
-        let r = app
-            .client
-            .get(app.api(&format!("/async_status?{query}")))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(app.api(&format!("/async_status?{query}"))).await;
         assert_alert_contains(
             r,
             StatusCode::BAD_REQUEST,
@@ -296,20 +281,10 @@ async fn six_concurrent_lists_of_long_messages_stay_within_300_mb() {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let r = http
-        .post(format!("{base}/user/login"))
-        .json(&serde_json::json!({"u": ADMIN, "p": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_at(&http, &base, ADMIN, ADMIN_PASSWORD).await;
     let token = crate::helpers::token_of(&r).unwrap();
     // Warm up: one small list, so the baseline includes the pool and caches.
-    let r = http
-        .get(format!("{base}/async_status?limit=1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(&http, format!("{base}/async_status?limit=1"), &token).await;
     assert_eq!(r.status(), StatusCode::OK);
     let pid = served.child.id();
     let before = peak_memory(pid);
@@ -317,12 +292,7 @@ async fn six_concurrent_lists_of_long_messages_stay_within_300_mb() {
         .map(|_| {
             let (http, base, token) = (http.clone(), base.clone(), token.clone());
             actix_web::rt::spawn(async move {
-                let r = http
-                    .get(format!("{base}/async_status"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = bearer_get(&http, format!("{base}/async_status"), &token).await;
                 assert_eq!(r.status(), StatusCode::OK);
                 let body: Value = r.json().await.unwrap();
                 assert_eq!(body["summary"]["count"], JOBS);

@@ -9,24 +9,15 @@ use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, assert_alert_contains, TestApp};
+use crate::helpers::{assert_alert, assert_alert_contains, bearer_get, get_json, TestApp};
 use crate::jobs::is_traffic_ops_timestamp;
 
-async fn put(app: &TestApp, id: i64, body: Value) -> reqwest::Response {
-    app.client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+async fn get(app: &TestApp, id: i64) -> reqwest::Response {
+    app.get(app.job_url(id)).await
 }
 
-async fn get(app: &TestApp, id: i64) -> reqwest::Response {
-    app.client
-        .get(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap()
+async fn delete(app: &TestApp, id: i64) -> reqwest::Response {
+    app.client.delete(app.job_url(id)).send().await.unwrap()
 }
 
 async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
@@ -36,12 +27,11 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
     app.login_admin().await;
     for version in ["4.0", "5.0"] {
         let r = app
-            .client
-            .post(format!("{}/api/{version}/async_status", app.address))
-            .json(&json!({"message": "renewing certificates"}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                format!("{}/api/{version}/async_status", app.address),
+                &json!({"message": "renewing certificates"}),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         let location = r.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(
@@ -63,26 +53,13 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
         assert!(is_traffic_ops_timestamp(
             body["response"]["start_time"].as_str().unwrap()
         ));
-        let polled: Value = app
-            .client
-            .get(format!("{}{location}", app.address))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let polled: Value = get_json(&app.client, format!("{}{location}", app.address)).await;
         assert_eq!(
             polled["response"], body["response"],
             "the poller sees the same job"
         );
     }
-    let r = app
-        .client
-        .post(app.api("/async_status"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post(app.api("/async_status")).await;
     assert_eq!(
         r.status(),
         StatusCode::ACCEPTED,
@@ -93,11 +70,9 @@ async fn creating_a_job_answers_202_with_its_location(backend: Backend) {
 }
 
 async fn bad_job_bodies_are_400_naming_the_field(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "job").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("job").await;
     let post = |body: String| app.client.post(app.api("/async_status")).body(body).send();
     for (body, says) in [
         (r#"{"message": 5}"#.to_owned(), "'message' must be a string"),
@@ -131,11 +106,11 @@ async fn bad_job_bodies_are_400_naming_the_field(backend: Backend) {
             "'message' must be a string",
         ),
     ] {
-        assert_alert_contains(put(&app, id, body).await, StatusCode::BAD_REQUEST, says).await;
+        assert_alert_contains(app.put_job(id, body).await, StatusCode::BAD_REQUEST, says).await;
     }
     let r = app
         .client
-        .put(app.api(&format!("/async_status/{id}")))
+        .put(app.job_url(id))
         .body("nope")
         .send()
         .await
@@ -147,18 +122,12 @@ async fn bad_job_bodies_are_400_naming_the_field(backend: Backend) {
 }
 
 async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "started").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("started").await;
 
-    let r = put(
-        &app,
-        id,
-        json!({"status": "PENDING", "message": "50% done"}),
-    )
-    .await;
+    let heartbeat = json!({"status": "PENDING", "message": "50% done"});
+    let r = app.put_job(id, heartbeat).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["retry-after"], "5");
     let body: Value = r.json().await.unwrap();
@@ -166,19 +135,15 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     assert_eq!(body["response"]["message"], "50% done");
     assert!(body["response"]["end_time"].is_null());
 
-    let r = put(&app, id, json!({"status": "PENDING"})).await;
+    let r = app.put_job(id, json!({"status": "PENDING"})).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["response"]["message"], "50% done",
         "no message keeps the message"
     );
 
-    let r = put(
-        &app,
-        id,
-        json!({"status": "SUCCEEDED", "message": "renewed"}),
-    )
-    .await;
+    let finish = json!({"status": "SUCCEEDED", "message": "renewed"});
+    let r = app.put_job(id, finish).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers().get("retry-after").is_none(),
@@ -195,7 +160,7 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
         json!({"status": "SUCCEEDED"}),
     ] {
         assert_alert(
-            put(&app, id, body).await,
+            app.put_job(id, body).await,
             StatusCode::CONFLICT,
             "async status is already SUCCEEDED and can no longer be changed",
         )
@@ -208,18 +173,14 @@ async fn a_producer_heartbeats_then_finishes_and_the_job_never_changes_again(bac
     );
 
     assert_alert(
-        put(&app, 999_999, json!({"status": "FAILED"})).await,
+        app.put_job(999_999, json!({"status": "FAILED"})).await,
         StatusCode::NOT_FOUND,
         "async status not found",
     )
     .await;
     let r = app
-        .client
-        .put(app.api("/async_status/x"))
-        .json(&json!({"status": "FAILED"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(app.api("/async_status/x"), &json!({"status": "FAILED"}))
+        .await;
     assert_alert(
         r,
         StatusCode::BAD_REQUEST,
@@ -236,7 +197,7 @@ async fn sixteen_racing_finishers_have_exactly_one_winner(backend: Backend) {
     for round in 0..5 {
         let id = app.create_job("race").await;
         let racers = (0..16).map(|i| {
-            let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+            let (client, url) = (app.client.clone(), app.job_url(id));
             let status = if i % 2 == 0 { "SUCCEEDED" } else { "FAILED" };
             actix_web::rt::spawn(async move {
                 let r = client
@@ -267,17 +228,10 @@ async fn sixteen_racing_finishers_have_exactly_one_winner(backend: Backend) {
 }
 
 async fn deleting_a_job_removes_it(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "to delete").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("to delete").await;
-    let r = app
-        .client
-        .delete(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = delete(&app, id).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["alerts"][0]["level"], "success");
@@ -287,12 +241,7 @@ async fn deleting_a_job_removes_it(backend: Backend) {
         "async status not found",
     )
     .await;
-    let r = app
-        .client
-        .delete(app.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = delete(&app, id).await;
     assert_alert(r, StatusCode::NOT_FOUND, "async status not found").await;
 }
 
@@ -315,12 +264,7 @@ async fn each_write_needs_its_permission(backend: Backend) {
     let http = reqwest::Client::new();
     let url = app.api(&format!("/async_status/{}", job.id));
     assert_eq!(
-        http.get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        bearer_get(&http, &url, &token).await.status(),
         StatusCode::OK
     );
     let create = http
@@ -356,15 +300,7 @@ async fn each_write_needs_its_permission(backend: Backend) {
         "missing required Permissions: ASYNC-STATUS:DELETE",
     )
     .await;
-    let body: Value = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = bearer_get(&http, &url, &token).await.json().await.unwrap();
     assert_eq!(body["response"]["status"], "PENDING", "nothing changed");
 }
 
@@ -399,33 +335,19 @@ async fn the_reaper_fails_stale_jobs_and_purges_old_finished_ones(backend: Backe
         return;
     };
     app.login_admin().await;
+    let days = |n: u64| Duration::from_secs(n * 86400);
     let stale = old_job(&app, Duration::from_secs(3600), None).await;
     let heartbeated = old_job(&app, Duration::from_secs(3600), None).await;
     let fresh = app.create_job("fresh").await;
-    let ancient_done = old_job(
-        &app,
-        Duration::from_secs(31 * 86400),
-        Some(JobStatus::Succeeded),
-    )
-    .await;
-    let ancient_failed = old_job(
-        &app,
-        Duration::from_secs(31 * 86400),
-        Some(JobStatus::Failed),
-    )
-    .await;
-    let recent_done = old_job(
-        &app,
-        Duration::from_secs(29 * 86400),
-        Some(JobStatus::Succeeded),
-    )
-    .await;
-    let r = put(
-        &app,
-        heartbeated,
-        json!({"status": "PENDING", "message": "still here"}),
-    )
-    .await;
+    let ancient_done = old_job(&app, days(31), Some(JobStatus::Succeeded)).await;
+    let ancient_failed = old_job(&app, days(31), Some(JobStatus::Failed)).await;
+    let recent_done = old_job(&app, days(29), Some(JobStatus::Succeeded)).await;
+    let r = app
+        .put_job(
+            heartbeated,
+            json!({"status": "PENDING", "message": "still here"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let before: Value = get(&app, stale).await.json().await.unwrap();
     let stale_since = app

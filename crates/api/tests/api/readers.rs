@@ -7,14 +7,12 @@ use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, assert_alert_contains, TestApp};
+use crate::helpers::{
+    assert_alert, assert_alert_contains, get_json, get_with_header, parked, TestApp,
+};
 
 async fn list(app: &TestApp, query: &str) -> reqwest::Response {
-    app.client
-        .get(app.api(&format!("/async_status{query}")))
-        .send()
-        .await
-        .unwrap()
+    app.get(app.api(&format!("/async_status{query}"))).await
 }
 
 async fn ids(app: &TestApp, query: &str) -> (Vec<i64>, i64) {
@@ -143,23 +141,8 @@ async fn bad_list_parameters_are_400_naming_them(backend: Backend) {
 
 async fn long_poll(app: &TestApp, id: i64, wait: &str) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let r = app
-        .client
-        .get(app.api(&format!("/async_status/{id}")))
-        .header("prefer", wait)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&app.client, app.job_url(id), "prefer", wait).await;
     (r, started.elapsed())
-}
-
-/// Waits (bounded) until `app` has `n` long-poll waiters parked.
-async fn parked(app: &TestApp, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.waiters.len() != n {
-        assert!(Instant::now() < deadline, "{n} waiters never parked");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// A `Prefer: wait=30` poll of job `id` on `app` (which has no other waiter), parked before
@@ -168,14 +151,9 @@ async fn park_waiter(
     app: &TestApp,
     id: i64,
 ) -> actix_web::rt::task::JoinHandle<(reqwest::Response, Instant)> {
-    let (client, url) = (app.client.clone(), app.api(&format!("/async_status/{id}")));
+    let (client, url) = (app.client.clone(), app.job_url(id));
     let waiter = actix_web::rt::spawn(async move {
-        let r = client
-            .get(url)
-            .header("prefer", "wait=30")
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_header(&client, url, "prefer", "wait=30").await;
         (r, Instant::now())
     });
     parked(app, 1).await;
@@ -183,11 +161,9 @@ async fn park_waiter(
 }
 
 async fn a_waiter_is_released_when_another_client_finishes_the_job(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "long").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("long").await;
     let waiter = park_waiter(&app, id).await;
     let producer = crate::helpers::cookie_client();
     app.login_with(
@@ -198,7 +174,7 @@ async fn a_waiter_is_released_when_another_client_finishes_the_job(backend: Back
     .await;
     let finished_at = Instant::now();
     let r = producer
-        .put(app.api(&format!("/async_status/{id}")))
+        .put(app.job_url(id))
         .json(&json!({"status": "SUCCEEDED", "message": "done"}))
         .send()
         .await
@@ -220,11 +196,9 @@ async fn a_waiter_is_released_when_another_client_finishes_the_job(backend: Back
 }
 
 async fn a_waiter_times_out_with_the_pending_job(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "slow").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("slow").await;
     let (r, took) = long_poll(&app, id, "wait=1").await;
     assert!(
         took >= Duration::from_secs(1),
@@ -240,30 +214,18 @@ async fn a_waiter_times_out_with_the_pending_job(backend: Backend) {
 }
 
 async fn a_heartbeat_does_not_release_a_waiter_but_the_finish_does(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "beating").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("beating").await;
     let waiter = park_waiter(&app, id).await;
     let beat = app
-        .client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&json!({"status": "PENDING", "message": "50%"}))
-        .send()
-        .await
-        .unwrap();
+        .put_job(id, json!({"status": "PENDING", "message": "50%"}))
+        .await;
     assert_eq!(beat.status(), StatusCode::OK);
     // The heartbeat woke it; it re-read, saw PENDING and parked again.
     parked(&app, 1).await;
     assert!(!waiter.is_finished());
-    let done = app
-        .client
-        .put(app.api(&format!("/async_status/{id}")))
-        .json(&json!({"status": "FAILED"}))
-        .send()
-        .await
-        .unwrap();
+    let done = app.put_job(id, json!({"status": "FAILED"})).await;
     assert_eq!(done.status(), StatusCode::OK);
     let body: Value = waiter.await.unwrap().0.json().await.unwrap();
     assert_eq!(body["response"]["status"], "FAILED");
@@ -298,11 +260,9 @@ async fn finished_jobs_answer_at_once_and_waits_are_capped(backend: Backend) {
 }
 
 async fn bad_wait_preferences_are_400(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "x").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("x").await;
     for prefer in [
         "wait=soon",
         "wait=-1",
@@ -318,14 +278,21 @@ async fn bad_wait_preferences_are_400(backend: Backend) {
     assert!(r.headers().get("preference-applied").is_none());
 }
 
+/// GETs `url` with the app's client and the (conditional) `headers`.
+async fn get_if(app: &TestApp, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
 async fn conditional_gets_answer_304_until_the_job_changes(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some((app, id)) = TestApp::spawn_with_job(backend, "cached").await else {
         return;
     };
-    app.login_admin().await;
-    let id = app.create_job("cached").await;
-    let url = app.api(&format!("/async_status/{id}"));
-    let r = app.client.get(&url).send().await.unwrap();
+    let url = app.job_url(id);
+    let r = app.get(&url).await;
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let modified = r.headers()["last-modified"].to_str().unwrap().to_owned();
     assert!(etag.starts_with("W/\""), "{etag}");
@@ -334,73 +301,35 @@ async fn conditional_gets_answer_304_until_the_job_changes(backend: Backend) {
         ("if-none-match", "\"other\", *"),
         ("if-modified-since", modified.as_str()),
     ] {
-        let r = app
-            .client
-            .get(&url)
-            .header(name, value)
-            .send()
-            .await
-            .unwrap();
+        let r = get_if(&app, &url, &[(name, value)]).await;
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{name}: {value}");
         assert_eq!(r.headers()["etag"], etag.as_str());
         assert_eq!(r.headers()["retry-after"], "5");
         assert!(r.bytes().await.unwrap().is_empty(), "304 has no body");
     }
-    let r = app
-        .client
-        .get(&url)
-        .header("if-none-match", "W/\"0-0\"")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "another tag");
-    let r = app
-        .client
-        .get(&url)
-        .header("if-modified-since", "not a date")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "an unreadable date is ignored");
-    let r = app
-        .client
-        .get(&url)
-        .header("if-none-match", "W/\"0-0\"")
-        .header("if-modified-since", modified.as_str())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::OK,
-        "If-None-Match decides over If-Modified-Since"
-    );
+    let other_tag = ("if-none-match", "W/\"0-0\"");
+    for (headers, why) in [
+        (vec![other_tag], "another tag"),
+        (
+            vec![("if-modified-since", "not a date")],
+            "an unreadable date is ignored",
+        ),
+        (
+            vec![other_tag, ("if-modified-since", modified.as_str())],
+            "If-None-Match decides over If-Modified-Since",
+        ),
+    ] {
+        let r = get_if(&app, &url, &headers).await;
+        assert_eq!(r.status(), StatusCode::OK, "{why}");
+    }
 
-    let r = app
-        .client
-        .put(&url)
-        .json(&json!({"status": "SUCCEEDED"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.put_json(&url, &json!({"status": "SUCCEEDED"})).await;
     let new_etag = r.headers()["etag"].to_str().unwrap().to_owned();
     assert_ne!(new_etag, etag);
-    let r = app
-        .client
-        .get(&url)
-        .header("if-none-match", etag.as_str())
-        .send()
-        .await
-        .unwrap();
+    let r = get_if(&app, &url, &[("if-none-match", etag.as_str())]).await;
     assert_eq!(r.status(), StatusCode::OK, "changed since");
     assert!(r.headers().get("retry-after").is_none());
-    let r = app
-        .client
-        .get(&url)
-        .header("if-none-match", new_etag.as_str())
-        .send()
-        .await
-        .unwrap();
+    let r = get_if(&app, &url, &[("if-none-match", new_etag.as_str())]).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 }
 
@@ -448,25 +377,16 @@ async fn replicas_on_one_postgres_wake_each_others_waiters() {
     a.login_admin().await;
     b.login_admin().await;
     let id = a.create_job("made on A").await;
-    let on_b: Value = b
-        .client
-        .get(b.api(&format!("/async_status/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let on_b: Value = get_json(&b.client, b.job_url(id)).await;
     assert_eq!(on_b["response"]["message"], "made on A");
     let waiter = park_waiter(&b, id).await;
     let finished_at = Instant::now();
     let r = a
-        .client
-        .put(a.api(&format!("/async_status/{id}")))
-        .json(&json!({"status": "SUCCEEDED", "message": "finished on A"}))
-        .send()
-        .await
-        .unwrap();
+        .put_job(
+            id,
+            json!({"status": "SUCCEEDED", "message": "finished on A"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let (r, answered_at) = waiter.await.unwrap();
     let latency = answered_at.duration_since(finished_at);

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 
-use crate::helpers::{assert_alert, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{assert_alert, get_with_header, TestApp, ADMIN, ADMIN_PASSWORD};
 
 const NOT_IMPLEMENTED: &str = "The requested api version is not implemented by this server. If you are using a newer client with an older server, you will need to use an older client version or upgrade your server.";
 
@@ -24,12 +24,7 @@ async fn unknown_api_versions_answer_501(backend: Backend) {
         "/api/",
         "/api",
     ] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(format!("{}{path}", app.address)).await;
         assert_alert(r, StatusCode::NOT_IMPLEMENTED, NOT_IMPLEMENTED).await;
     }
 }
@@ -39,12 +34,7 @@ async fn every_supported_version_serves_the_same_routes(backend: Backend) {
         return;
     };
     for version in ["4.0", "4.1", "5.0"] {
-        let r = app
-            .client
-            .get(format!("{}/api/{version}/ping", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(format!("{}/api/{version}/ping", app.address)).await;
         assert_eq!(r.status(), StatusCode::OK, "{version}");
         assert_eq!(r.text().await.unwrap(), "{\"ping\":\"pong\"}\n");
     }
@@ -59,12 +49,7 @@ async fn unknown_paths_answer_404_naming_the_path(backend: Backend) {
         "/api/5.0/async_status/1/extra",
         "/elsewhere",
     ] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(format!("{}{path}", app.address)).await;
         assert_alert(
             r,
             StatusCode::NOT_FOUND,
@@ -155,12 +140,7 @@ async fn answers_are_gzipped_when_accepted_and_hashed_uncompressed(backend: Back
         return;
     };
     let raw = reqwest::Client::builder().no_gzip().build().unwrap();
-    let r = raw
-        .get(app.api("/ping"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_header(&raw, app.api("/ping"), "accept-encoding", "gzip").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-encoding"], "gzip");
     assert!(r.headers()["vary"]
@@ -220,13 +200,7 @@ async fn bodies_over_the_limit_answer_413(backend: Backend) {
         return;
     };
     let big = format!(r#"{{"u":"{ADMIN}","p":"{}"}}"#, "x".repeat(4096));
-    let r = app
-        .client
-        .post(app.api("/user/login"))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_body(app.api("/user/login"), big).await;
     assert_alert(
         r,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -235,12 +209,11 @@ async fn bodies_over_the_limit_answer_413(backend: Backend) {
     .await;
     app.login_admin().await;
     let r = app
-        .client
-        .post(app.api("/async_status"))
-        .json(&serde_json::json!({"message": "m".repeat(3000)}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            app.api("/async_status"),
+            &serde_json::json!({"message": "m".repeat(3000)}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 

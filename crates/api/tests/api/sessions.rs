@@ -12,7 +12,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_alert, token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET};
+use crate::helpers::{
+    assert_alert, bearer_get, get_with_header, token_of, TestApp, ADMIN, ADMIN_PASSWORD, SECRET,
+};
 
 const UNAUTHORIZED: &str = "unauthorized, please log in.";
 /// The secret every build signed with before secrets were generated per database.
@@ -50,21 +52,22 @@ fn admin_token(secret: &str, sid: &str, started: i64, age: i64, ttl: i64) -> Str
 }
 
 async fn current(base: &str, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(format!("{base}/user/current"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    bearer_get(
+        &reqwest::Client::new(),
+        format!("{base}/user/current"),
+        token,
+    )
+    .await
 }
 
 async fn by_cookie(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.api("/user/current"))
-        .header("cookie", format!("access_token={token}"))
-        .send()
-        .await
-        .unwrap()
+    get_with_header(
+        &reqwest::Client::new(),
+        app.api("/user/current"),
+        "cookie",
+        &format!("access_token={token}"),
+    )
+    .await
 }
 
 async fn logout(app: &TestApp, token: &str) {
