@@ -109,9 +109,11 @@ async fn waiters_metric(client: &reqwest::Client, base: &str) -> u64 {
 }
 
 /// Logs in as the admin at `base` and creates a PENDING job: the token and the job's id.
-async fn admin_token_and_job(base: &str) -> (String, i64) {
+/// Logs in through `client`, whose connection stays open while the caller keeps it: a
+/// connection closing while the test counts the service's fds would skew the count.
+async fn admin_token_and_job(client: &reqwest::Client, base: &str) -> (String, i64) {
     let api = format!("{base}/api/4.0");
-    crate::helpers::admin_login_and_job(&reqwest::Client::new(), &api, "held").await
+    crate::helpers::admin_login_and_job(client, &api, "held").await
 }
 
 /// A raw `Prefer: wait=60` long-poll of job `id`, sent and left open.
@@ -161,8 +163,8 @@ async fn hung_up_long_polls_release_their_fds_within_a_second(backend: Backend) 
     let url = db.url_string();
     let served = serve_for_floods(url, 4096).await;
     let pid = served.child.id();
-    let (token, id) = admin_token_and_job(&served.base).await;
     let metrics = reqwest::Client::new();
+    let (token, id) = admin_token_and_job(&metrics, &served.base).await;
     assert_eq!(waiters_metric(&metrics, &served.base).await, 0);
     let before = fds(pid);
     const N: usize = 200;
@@ -214,7 +216,8 @@ async fn healthz_answers_within_a_second_during_a_flood_of_hung_up_long_polls(ba
         soft == hard && soft > 256,
         "the soft open-file limit is raised to the hard one: {soft} of {hard}"
     );
-    let (token, id) = admin_token_and_job(&served.base).await;
+    let login = reqwest::Client::new();
+    let (token, id) = admin_token_and_job(&login, &served.base).await;
     let before = fds(pid);
     let healthz = format!("{}/healthz", served.base);
     let check_health = || async {
