@@ -247,7 +247,7 @@ fn postgres_names_conflict_and_unknown_roles_are_not_found() {
 /// equal what counting the table gives.
 fn counts_stay_exact_through_every_change(backend: Backend) {
     use asyncstatus_domain::{JobStatus, JobUpdate, ListQuery};
-    let Some((_db, store)) = migrated(backend) else {
+    let Some((db, store)) = migrated(backend) else {
         return;
     };
     let t0 = now_micros();
@@ -316,6 +316,36 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
     );
     let want = counted(&store);
     assert!(want.iter().all(|(_, n)| *n == 0), "{want:?}");
+    assert_eq!(store.count_jobs_by_status().unwrap(), want);
+
+    // Statements of many rows (an import, the bench's seeding), a transaction rolled back and a
+    // savepoint rolled back, all outside the store.
+    let rows = |n: u32, status: &str, end: &str| {
+        format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) \
+             INSERT INTO async_status (status, message, start_time, end_time, last_updated) \
+             SELECT {status}, 'import', '2026-12-01T00:00:00.000000Z', {end}, \
+             '2026-12-01T00:00:01.000000Z' FROM g;"
+        )
+    };
+    let finished = "CASE n % 2 WHEN 0 THEN 'SUCCEEDED' ELSE 'FAILED' END";
+    db.execute_sql(&rows(2000, "'PENDING'", "NULL"));
+    db.execute_sql(&rows(1001, finished, "'2026-12-01T00:00:01.000000Z'"));
+    db.execute_sql(&format!(
+        "BEGIN; {} ROLLBACK;",
+        rows(50, "'PENDING'", "NULL")
+    ));
+    db.execute_sql(&format!(
+        "BEGIN; {} SAVEPOINT a; {} ROLLBACK TO SAVEPOINT a; COMMIT;",
+        rows(3, "'PENDING'", "NULL"),
+        rows(40, "'PENDING'", "NULL")
+    ));
+    db.execute_sql(
+        "UPDATE async_status SET status = 'FAILED', end_time = last_updated \
+         WHERE status = 'PENDING' AND id % 4 = 0",
+    );
+    let want = counted(&store);
+    assert_eq!(want.iter().map(|(_, n)| n).sum::<i64>(), 3004);
     assert_eq!(store.count_jobs_by_status().unwrap(), want);
 }
 
