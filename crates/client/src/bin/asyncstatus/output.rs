@@ -20,7 +20,7 @@ pub fn print_jobs(jobs: &[Job], json: bool, single: bool) {
         return;
     }
     println!(
-        "{:<8} {:<10} {:<27} {:<27} MESSAGE",
+        "{:<8} {:<10} {:<28} {:<28} MESSAGE",
         "ID", "STATUS", "START_TIME", "END_TIME"
     );
     for job in jobs {
@@ -29,9 +29,9 @@ pub fn print_jobs(jobs: &[Job], json: bool, single: bool) {
             .map(|t| t.to_rfc3339_opts(TIME_FORMAT, true))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<8} {:<10} {:<27} {:<27} {}",
+            "{:<8} {:<10} {:<28} {:<28} {}",
             job.id,
-            job.status,
+            job.status.as_str(),
             job.start_time.to_rfc3339_opts(TIME_FORMAT, true),
             end,
             one_line(
