@@ -24,6 +24,11 @@ use crate::job::Job;
 const MAX_PREFER_WAIT: u64 = 60;
 /// The poll interval when a `PENDING` answer has no `Retry-After` (Traffic Ops sends none).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// The shortest pause between two polls, whatever `Retry-After` says (`0` would spin).
+const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The largest answer read (a list answer is at most 8 MiB by default); a larger one is an
+/// error rather than memory spent on whatever a misbehaving server sends.
+const MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -112,6 +117,13 @@ impl ClientBuilder {
                 "the URL '{}' must be http:// or https:// and name a host, like https://to.example.net",
                 self.url
             )));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(Error::Config(
+                "the URL must not hold credentials: set ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD \
+                 (or ASYNCSTATUS_TOKEN) instead"
+                    .into(),
+            ));
         }
         if base.path().contains("/api/") || base.path().ends_with("/api") {
             return Err(Error::Config(format!(
@@ -233,12 +245,6 @@ struct Answer {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
-}
-
-/// A request that got no answer, and whether it surely never reached the server.
-struct NoAnswer {
-    detail: String,
-    not_sent: bool,
 }
 
 #[derive(Deserialize)]
@@ -419,7 +425,10 @@ impl Client {
             // A held answer that came back early (the service is stopping) is not a reason to
             // ask again at once: that would spin.
             if !polled.held || started.elapsed() < asked / 2 {
-                let pause = polled.retry_after.unwrap_or(DEFAULT_POLL_INTERVAL);
+                let pause = polled
+                    .retry_after
+                    .unwrap_or(DEFAULT_POLL_INTERVAL)
+                    .max(MIN_POLL_INTERVAL);
                 std::thread::sleep(pause.min(remaining));
             }
         }
@@ -481,8 +490,15 @@ impl Client {
                 request = request.json(body);
             }
             let failure = match request.send().and_then(read_whole) {
-                Ok(answer) if answer.status.is_success() => return Ok(answer),
-                Ok(answer)
+                Ok(Err(detail)) => {
+                    return Err(Error::InvalidResponse {
+                        method: name,
+                        url: url.to_owned(),
+                        detail,
+                    })
+                }
+                Ok(Ok(answer)) if answer.status.is_success() => return Ok(answer),
+                Ok(Ok(answer))
                     if answer.status == StatusCode::UNAUTHORIZED
                         && !is_login
                         && !logged_in_again
@@ -493,7 +509,7 @@ impl Client {
                     *self.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     continue;
                 }
-                Ok(answer) => {
+                Ok(Ok(answer)) => {
                     let error = api_error(name, url, &answer);
                     if !(error.is_transient() && idempotent) {
                         return Err(error);
@@ -501,16 +517,14 @@ impl Client {
                     error
                 }
                 Err(e) => {
-                    let no_answer = NoAnswer {
-                        not_sent: e.is_connect(),
-                        detail: chain(&e),
-                    };
+                    // A connection that was never made surely sent nothing.
+                    let not_sent = e.is_connect();
                     let error = Error::Unreachable {
                         method: name,
                         url: url.to_owned(),
-                        detail: no_answer.detail,
+                        detail: chain(&e),
                     };
-                    if !(idempotent || no_answer.not_sent) {
+                    if !(idempotent || not_sent) {
                         return Err(error);
                     }
                     error
@@ -528,15 +542,29 @@ impl Client {
     }
 }
 
-fn read_whole(response: Response) -> Result<Answer, reqwest::Error> {
+/// The answer with its body, or `Ok(Err(detail))` when the body is larger than
+/// [`MAX_BODY_BYTES`].
+fn read_whole(response: Response) -> Result<Result<Answer, String>, reqwest::Error> {
+    use std::io::Read;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes()?.to_vec();
-    Ok(Answer {
+    let mut body = Vec::new();
+    let mut limited = response.take(MAX_BODY_BYTES + 1);
+    if let Err(e) = limited.read_to_end(&mut body) {
+        // reqwest's own error is inside the io::Error; the answer is incomplete either way.
+        return Ok(Err(format!("reading the answer: {}", chain(&e))));
+    }
+    if body.len() as u64 > MAX_BODY_BYTES {
+        return Ok(Err(format!(
+            "the answer is larger than {} MiB",
+            MAX_BODY_BYTES / 1024 / 1024
+        )));
+    }
+    Ok(Ok(Answer {
         status,
         headers,
         body,
-    })
+    }))
 }
 
 fn method_name(method: &Method) -> &'static str {
@@ -602,12 +630,19 @@ fn api_error(method: &'static str, url: &str, answer: &Answer) -> Error {
         method,
         url: url.to_owned(),
         status: answer.status.as_u16(),
-        text,
+        text: printable(&text),
     }
 }
 
+/// `text` without control characters (a server's text must not drive the user's terminal).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let text = printable(&String::from_utf8_lossy(body));
     let text = text.trim();
     match text.char_indices().nth(200) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -652,6 +687,7 @@ mod tests {
             ("to.example.net", "4.0"),
             ("ftp://to.example.net", "4.0"),
             ("https://to.example.net/api/4.0", "4.0"),
+            ("https://admin:secret@to.example.net", "4.0"),
             ("https://to.example.net", "4"),
             ("https://to.example.net", "v4.0"),
             ("https://to.example.net", "4.0/../x"),
@@ -676,5 +712,17 @@ mod tests {
             "PUT http://h/api/4.0/async_status/1: 409: async status is already SUCCEEDED and can no longer be changed"
         );
         assert!(!error.is_transient());
+
+        let answer = Answer {
+            status: StatusCode::BAD_GATEWAY,
+            headers: HeaderMap::new(),
+            body: b"<html>\x1b[2Jproxy error</html>".to_vec(),
+        };
+        let error = api_error("GET", "http://h/x", &answer);
+        assert_eq!(
+            error.to_string(),
+            "GET http://h/x: 502: <html> [2Jproxy error</html>"
+        );
+        assert!(error.is_transient());
     }
 }
