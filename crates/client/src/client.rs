@@ -517,12 +517,20 @@ impl Client {
                     error
                 }
                 Err(e) => {
+                    let detail = chain(&e);
+                    if detail.contains("invalid peer certificate") {
+                        return Err(Error::Tls {
+                            method: name,
+                            url: url.to_owned(),
+                            detail,
+                        });
+                    }
                     // A connection that was never made surely sent nothing.
                     let not_sent = e.is_connect();
                     let error = Error::Unreachable {
                         method: name,
                         url: url.to_owned(),
-                        detail: chain(&e),
+                        detail,
                     };
                     if !(idempotent || not_sent) {
                         return Err(error);

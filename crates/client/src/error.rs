@@ -19,6 +19,13 @@ pub enum Error {
         url: String,
         detail: String,
     },
+    /// The service's TLS certificate was refused (not retried: it will not change by itself).
+    #[error("{method} {url}: the TLS certificate was refused: {detail} (--ca-cert FILE trusts a certificate; --insecure skips the check)")]
+    Tls {
+        method: &'static str,
+        url: String,
+        detail: String,
+    },
     /// An answer that is not what the API sends (no JSON, no `access_token` cookie, …).
     #[error("{method} {url}: unexpected answer: {detail}")]
     InvalidResponse {

@@ -513,3 +513,58 @@ fn an_unreachable_service_is_retried_then_exit_3() {
     assert!(err.contains("the service is unreachable"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn tls_is_verified_against_the_given_certificate_and_skipped_with_insecure() {
+    let pair =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("asyncstatus-client-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let service = Service::start(
+        Backend::Sqlite,
+        &[
+            ("ASYNCSTATUS__SERVER__TLS_CERT", cert.to_str().unwrap()),
+            ("ASYNCSTATUS__SERVER__TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .unwrap();
+    assert!(service.url().starts_with("https://"));
+
+    let out = service.command().args(["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the TLS certificate was refused"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("retrying"),
+        "not retried: {}",
+        stderr(&out)
+    );
+
+    let cert_arg = cert.to_str().unwrap();
+    for args in [
+        &["--ca-cert", cert_arg, "list"][..],
+        &["--insecure", "list"],
+    ] {
+        let out = service.command().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).starts_with("ID "), "{}", stdout(&out));
+    }
+
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let out = service
+        .command()
+        .args(["--ca-cert", garbage.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CA certificate"), "{}", stderr(&out));
+    drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}

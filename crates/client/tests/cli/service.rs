@@ -48,6 +48,8 @@ impl Drop for Reaped {
 pub struct Service {
     process: Option<Reaped>,
     pub port: u16,
+    /// `http`, or `https` when the environment configures TLS.
+    scheme: &'static str,
     env: Vec<(String, String)>,
     // Dropped after the process: the database outlives the server using it.
     db: TestDatabase,
@@ -58,9 +60,13 @@ impl Service {
     /// when PostgreSQL tests are skipped.
     pub fn start(backend: Backend, env: &[(&str, &str)]) -> Option<Service> {
         let db = TestDatabase::new(backend)?;
+        let tls = env
+            .iter()
+            .any(|(k, _)| *k == "ASYNCSTATUS__SERVER__TLS_CERT");
         let mut service = Service {
             process: None,
             port: 0,
+            scheme: if tls { "https" } else { "http" },
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -100,7 +106,7 @@ impl Service {
             let line = lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("asyncstatus-api announces the URL it serves");
-            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            if let Some(rest) = line.split("://127.0.0.1:").nth(1) {
                 break rest
                     .split('/')
                     .next()
@@ -119,9 +125,9 @@ impl Service {
         self.process.take();
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https` with TLS)
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// The `asyncstatus` command, pointed at this service as the admin.

@@ -22,8 +22,8 @@ Credentials come from the environment, never from options (they would show in `p
 ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD (logs in), or ASYNCSTATUS_TOKEN (the access_token
 cookie of an earlier login, sent as a Bearer token).
 
-Exit status: 0 success (wait: the job SUCCEEDED), 1 the job FAILED, 2 a usage error or a 4xx
-answer, 3 the service stayed unreachable through the retries (or answered 5xx), 124 the
+Exit status: 0 success (wait: the job SUCCEEDED), 1 the job FAILED, 2 a usage error, a refused
+TLS certificate or a 4xx answer, 3 the service stayed unreachable through the retries (or answered 5xx), 124 the
 timeout passed; run exits with its command's status.";
 
 const EXAMPLES: &str = "\

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
 pub mod exit {
     /// `wait`: the job `FAILED`.
     pub const FAILED: u8 = 1;
-    /// A usage error, bad configuration, or a 4xx answer (not found, refused, bad input).
+    /// A usage error, bad configuration, a refused TLS certificate, or a 4xx answer (not
+    /// found, refused, bad input).
     pub const USAGE: u8 = 2;
     /// The service stayed unreachable (or answered 5xx, or nonsense) through the retries.
     pub const UNREACHABLE: u8 = 3;
@@ -29,7 +30,7 @@ pub mod exit {
     pub fn of(error: &asyncstatus_client::Error) -> u8 {
         use asyncstatus_client::Error;
         match error {
-            Error::Config(_) => USAGE,
+            Error::Config(_) | Error::Tls { .. } => USAGE,
             Error::Api { status, .. } if (400..500).contains(status) => USAGE,
             _ => UNREACHABLE,
         }
