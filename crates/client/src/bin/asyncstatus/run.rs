@@ -182,6 +182,16 @@ pub fn run(client: &Client, options: RunOptions) -> u8 {
     };
     let id = created.job.id;
     eprintln!("asyncstatus: job {id} created: {}", created.location);
+    // Told to stop while the job was being created: the command is not started.
+    if let Some(origin) = signals.pending().next() {
+        let message = format!(
+            "stopped by signal {} before the command started",
+            signal_name(origin.signal)
+        );
+        eprintln!("asyncstatus: {message}");
+        let code = u8::try_from(128 + origin.signal).unwrap_or(1);
+        return finish(client, id, JobStatus::Failed, &message, &options, code);
+    }
 
     let mut child = match Command::new(program)
         .args(&options.command[1..])
