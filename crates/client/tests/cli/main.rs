@@ -452,6 +452,7 @@ fn bad_input_is_a_usage_error_with_a_clear_message() {
             "CA certificate",
         ),
         (&["get", "1"], "no service URL"),
+        (&["--url", "", "get", "1"], "no service URL"),
     ] {
         let out = std::process::Command::new(bin)
             .args(args)

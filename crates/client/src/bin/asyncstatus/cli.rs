@@ -237,7 +237,7 @@ fn credentials() -> Result<Credentials, String> {
 }
 
 fn client(cli: &Cli) -> Result<Client, u8> {
-    let Some(url) = cli.url.as_deref() else {
+    let Some(url) = cli.url.as_deref().filter(|u| !u.trim().is_empty()) else {
         return Err(usage(
             "no service URL: give --url URL or set ASYNCSTATUS_URL (like https://to.example.net)",
         ));
