@@ -301,6 +301,15 @@ impl Client {
         Ok(token)
     }
 
+    /// `POST user/logout`: revokes the session of the token in use (every token refreshed
+    /// from its login); the client forgets it.
+    pub fn logout(&self) -> Result<(), Error> {
+        let url = format!("{}/user/logout", self.api);
+        self.send(Method::POST, &url, None, &[], None, false, None)?;
+        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(())
+    }
+
     /// `GET async_status/{id}`.
     pub fn get(&self, id: i64) -> Result<Job, Error> {
         Ok(self.poll(id, None)?.job)

@@ -189,20 +189,34 @@ fn wait_exits_124_when_its_timeout_passes_and_2_on_a_4xx(backend: Backend) {
         stderr(&out)
     );
 
-    // A token instead of a password; list with filters.
-    let token = service.client().token().unwrap().unwrap();
-    let out = service
-        .command()
-        .env_remove("ASYNCSTATUS_USER")
-        .env_remove("ASYNCSTATUS_PASSWORD")
-        .env("ASYNCSTATUS_TOKEN", token)
-        .args(["list", "--status", "succeeded", "--limit", "5", "--json"])
-        .output()
-        .unwrap();
+    // A token from `login` instead of a password; list with filters; `logout` revokes it.
+    let out = service.command().arg("login").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    let with_token = |args: &[&str]| {
+        service
+            .command()
+            .env_remove("ASYNCSTATUS_USER")
+            .env_remove("ASYNCSTATUS_PASSWORD")
+            .env("ASYNCSTATUS_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = with_token(&["list", "--status", "succeeded", "--limit", "5", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
     assert_eq!(jobs[0]["id"], id);
+    let out = with_token(&["logout"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = with_token(&["get", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("401: unauthorized, please log in."),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn wait_polls_a_service_that_does_not_hold_answers(backend: Backend) {
@@ -477,7 +491,9 @@ fn bad_input_is_a_usage_error_with_a_clear_message() {
 
 #[test]
 fn every_command_explains_itself_with_an_example() {
-    for command in ["wait", "run", "get", "list", "create", "finish"] {
+    for command in [
+        "wait", "run", "get", "list", "create", "finish", "login", "logout",
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus"))
             .args([command, "--help"])
             .output()

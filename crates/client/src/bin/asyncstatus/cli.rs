@@ -20,7 +20,8 @@ Wait for an asyncstatus (or Traffic Ops) job, or run any command as one.
 The service is named by --url or ASYNCSTATUS_URL (its base URL, like https://to.example.net).
 Credentials come from the environment, never from options (they would show in `ps`):
 ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD (logs in), or ASYNCSTATUS_TOKEN (the access_token
-cookie of an earlier login, sent as a Bearer token).
+cookie of an earlier login, as `asyncstatus login` prints it, sent as a Bearer token; used when
+ASYNCSTATUS_PASSWORD is not set).
 
 Exit status: 0 success (wait: the job SUCCEEDED), 1 the job FAILED, 2 a usage error, a refused
 TLS certificate or a 4xx answer, 3 the service stayed unreachable through the retries (or answered 5xx), 124 the
@@ -170,6 +171,19 @@ enum Command {
         /// The job's final message (default: the stored one is kept)
         message: Option<String>,
     },
+
+    /// Log in with ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD and print the token
+    #[command(
+        long_about = "Log in with ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD and print the session's \
+            token on standard output, for ASYNCSTATUS_TOKEN: later commands then skip the login \
+            (the token lives the service's auth.token_ttl, 6 h by default).",
+        after_help = "Example:\n  export ASYNCSTATUS_TOKEN=$(asyncstatus login) && unset ASYNCSTATUS_PASSWORD"
+    )]
+    Login,
+
+    /// Revoke the session of ASYNCSTATUS_TOKEN: the token (and every one refreshed from it) stops working
+    #[command(after_help = "Example:\n  asyncstatus logout && unset ASYNCSTATUS_TOKEN")]
+    Logout,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -226,8 +240,10 @@ fn credentials() -> Result<Credentials, String> {
         var("ASYNCSTATUS_PASSWORD"),
     ) {
         (_, Some(user), Some(password)) => Ok(Credentials::Password { user, password }),
-        (Some(token), None, None) => Ok(Credentials::Token(token)),
-        (_, Some(_), None) => Err("ASYNCSTATUS_USER is set but ASYNCSTATUS_PASSWORD is not".into()),
+        (Some(token), _, None) => Ok(Credentials::Token(token)),
+        (None, Some(_), None) => {
+            Err("ASYNCSTATUS_USER is set but ASYNCSTATUS_PASSWORD is not".into())
+        }
         (_, None, Some(_)) => Err("ASYNCSTATUS_PASSWORD is set but ASYNCSTATUS_USER is not".into()),
         (None, None, None) => Err(
             "no credentials: set ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD, or ASYNCSTATUS_TOKEN"
@@ -324,6 +340,31 @@ pub fn execute(cli: Cli) -> u8 {
             match client.update(id, status, message.as_deref()) {
                 Ok(job) => {
                     print_jobs(&[job], json, true);
+                    0
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Login => {
+            if !matches!(credentials(), Ok(Credentials::Password { .. })) {
+                return usage("login needs ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD");
+            }
+            match client.token() {
+                Ok(Some(token)) => {
+                    println!("{token}");
+                    0
+                }
+                Ok(None) => usage("no credentials to log in with"),
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Logout => {
+            if !matches!(credentials(), Ok(Credentials::Token(_))) {
+                return usage("logout revokes the session of ASYNCSTATUS_TOKEN, which is not set");
+            }
+            match client.logout() {
+                Ok(()) => {
+                    eprintln!("asyncstatus: logged out: the token no longer works");
                     0
                 }
                 Err(e) => fail(&e),
