@@ -152,16 +152,6 @@ fn describe(command: &[OsString]) -> String {
 
 /// Runs the command as a job; the exit status.
 pub fn run(client: &Client, options: RunOptions) -> u8 {
-    // Registered before anything else, so a SIGTERM that comes early is queued for the
-    // command rather than killing us with the job left PENDING.
-    let mut signals = match SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            eprintln!("asyncstatus: error: setting up signal handling: {e}");
-            return exit::UNREACHABLE;
-        }
-    };
-    let signals_handle = signals.handle();
     let Some(program) = options.command.first() else {
         eprintln!("asyncstatus: error: no command to run");
         return exit::USAGE;
@@ -182,7 +172,18 @@ pub fn run(client: &Client, options: RunOptions) -> u8 {
     };
     let id = created.job.id;
     eprintln!("asyncstatus: job {id} created: {}", created.location);
-    // Told to stop while the job was being created: the command is not started.
+    // From here on SIGINT/SIGTERM are the command's (before, while the job is being created,
+    // they stop asyncstatus at once: there is nothing to clean up yet).
+    let mut signals = match SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            let message = format!("setting up signal handling: {e}");
+            eprintln!("asyncstatus: error: {message}");
+            return finish(client, id, JobStatus::Failed, &message, &options, 1);
+        }
+    };
+    let signals_handle = signals.handle();
+    // Told to stop just before the command would start: it is not started.
     if let Some(origin) = signals.pending().next() {
         let message = format!(
             "stopped by signal {} before the command started",
