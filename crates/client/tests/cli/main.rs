@@ -32,7 +32,7 @@ both_backends!(
     wait_polls_a_service_that_does_not_hold_answers,
     run_finishes_the_job_of_a_succeeding_command_as_succeeded,
     run_finishes_the_job_of_a_failing_command_with_its_exit_status_and_last_lines,
-    run_reports_a_command_killed_by_a_signal_and_forwards_sigterm,
+    run_reports_a_command_killed_by_a_signal_forwards_sigterm_and_enforces_its_timeout,
     run_keeps_the_command_running_while_the_service_is_stopped_and_started_again,
 );
 
@@ -332,7 +332,9 @@ fn run_finishes_the_job_of_a_failing_command_with_its_exit_status_and_last_lines
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn run_reports_a_command_killed_by_a_signal_and_forwards_sigterm(backend: Backend) {
+fn run_reports_a_command_killed_by_a_signal_forwards_sigterm_and_enforces_its_timeout(
+    backend: Backend,
+) {
     let Some(service) = Service::start(backend, &[]) else {
         return;
     };
@@ -377,6 +379,29 @@ fn run_reports_a_command_killed_by_a_signal_and_forwards_sigterm(backend: Backen
     assert_eq!(
         job.message.as_deref(),
         Some("killed by signal 15 (SIGTERM): ready")
+    );
+
+    // --timeout stops the command with SIGTERM and exits 124, as timeout(1) does.
+    let out = service
+        .command()
+        .args([
+            "run",
+            "--timeout",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "echo long; exec sleep 30",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    let id = created_id(stderr(&out).lines().next().unwrap_or_default());
+    let job = service.client().get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.message.as_deref(),
+        Some("timed out after 1s: killed by signal 15 (SIGTERM): long")
     );
 }
 
