@@ -240,6 +240,27 @@ pub struct ListFilter {
     pub limit: Option<u32>,
 }
 
+/// One request to send, and how it may be retried.
+struct Call<'a> {
+    method: Method,
+    url: &'a str,
+    body: Option<&'a Value>,
+    headers: Vec<(&'static str, String)>,
+    /// For the whole request, answer included.
+    timeout: Duration,
+    /// May be sent again after a failure that may have reached the server.
+    idempotent: bool,
+    /// How long transient failures are retried.
+    retry_for: Duration,
+}
+
+impl<'a> Call<'a> {
+    fn body(mut self, body: &'a Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
 /// An answer read whole.
 struct Answer {
     status: StatusCode,
@@ -281,7 +302,7 @@ impl Client {
     pub fn login(&self, user: &str, password: &str) -> Result<String, Error> {
         let url = format!("{}/user/login", self.api);
         let body = json!({"u": user, "p": password});
-        let answer = self.send(Method::POST, &url, Some(&body), &[], None, false, None)?;
+        let answer = self.send(self.call(Method::POST, &url).body(&body))?;
         let token = answer
             .headers
             .get_all(SET_COOKIE)
@@ -305,7 +326,7 @@ impl Client {
     /// from its login); the client forgets it.
     pub fn logout(&self) -> Result<(), Error> {
         let url = format!("{}/user/logout", self.api);
-        self.send(Method::POST, &url, None, &[], None, false, None)?;
+        self.send(self.call(Method::POST, &url))?;
         *self.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
     }
@@ -319,14 +340,13 @@ impl Client {
     /// job is `PENDING` (`Prefer: wait`); with the answer's hints about asking again.
     pub fn poll(&self, id: i64, wait: Option<Duration>) -> Result<Polled, Error> {
         let url = format!("{}/async_status/{id}", self.api);
-        let mut headers = Vec::new();
-        let mut timeout = self.request_timeout;
+        let mut call = self.call(Method::GET, &url);
         if let Some(wait) = wait {
             let secs = wait.as_secs().min(MAX_PREFER_WAIT);
-            headers.push(("prefer", format!("wait={secs}")));
-            timeout += Duration::from_secs(secs);
+            call.headers.push(("prefer", format!("wait={secs}")));
+            call.timeout += Duration::from_secs(secs);
         }
-        let answer = self.send(Method::GET, &url, None, &headers, Some(timeout), true, None)?;
+        let answer = self.send(call)?;
         let job: Envelope<Job> = parse("GET", &url, &answer)?;
         let held = answer
             .headers
@@ -356,7 +376,7 @@ impl Client {
             }
         }
         let url = url.to_string();
-        let answer = self.send(Method::GET, &url, None, &[], None, true, None)?;
+        let answer = self.send(self.call(Method::GET, &url))?;
         Ok(parse::<Envelope<Vec<Job>>>("GET", &url, &answer)?.response)
     }
 
@@ -367,7 +387,7 @@ impl Client {
             Some(message) => json!({ "message": message }),
             None => json!({}),
         };
-        let answer = self.send(Method::POST, &url, Some(&body), &[], None, false, None)?;
+        let answer = self.send(self.call(Method::POST, &url).body(&body))?;
         let job = parse::<Envelope<Job>>("POST", &url, &answer)?.response;
         let location = answer
             .headers
@@ -402,15 +422,9 @@ impl Client {
         if let Some(message) = message {
             body["message"] = json!(message);
         }
-        let answer = self.send(
-            Method::PUT,
-            &url,
-            Some(&body),
-            &[],
-            None,
-            true,
-            Some(retry_for),
-        )?;
+        let mut call = self.call(Method::PUT, &url).body(&body);
+        call.retry_for = retry_for;
+        let answer = self.send(call)?;
         Ok(parse::<Envelope<Job>>("PUT", &url, &answer)?.response)
     }
 
@@ -458,23 +472,36 @@ impl Client {
         }
     }
 
-    /// One call: authenticates, retries transient failures, and turns error answers into
-    /// [`Error::Api`]. `idempotent` calls are retried on any transient failure, others only
+    /// A call of `method` on `url` with the client's timeout and retry budget; retried on
+    /// any transient failure unless it is a `POST`.
+    fn call<'a>(&self, method: Method, url: &'a str) -> Call<'a> {
+        Call {
+            idempotent: method != Method::POST,
+            method,
+            url,
+            body: None,
+            headers: Vec::new(),
+            timeout: self.request_timeout,
+            retry_for: self.retry_for,
+        }
+    }
+
+    /// Sends `call`: authenticates, retries transient failures, and turns error answers into
+    /// [`Error::Api`]. Idempotent calls are retried on any transient failure, others only
     /// when the request surely was not sent.
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-        headers: &[(&str, String)],
-        timeout: Option<Duration>,
-        idempotent: bool,
-        retry_for: Option<Duration>,
-    ) -> Result<Answer, Error> {
+    fn send(&self, call: Call<'_>) -> Result<Answer, Error> {
+        let Call {
+            method,
+            url,
+            body,
+            headers,
+            timeout,
+            idempotent,
+            retry_for,
+        } = call;
         let name = method_name(&method);
         let is_login = url.ends_with("/user/login");
-        let deadline = Instant::now() + retry_for.unwrap_or(self.retry_for);
+        let deadline = Instant::now() + retry_for;
         let mut backoff = FIRST_BACKOFF;
         let mut logged_in_again = false;
         loop {
@@ -483,14 +510,11 @@ impl Client {
             } else {
                 self.current_token()?
             };
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .timeout(timeout.unwrap_or(self.request_timeout));
+            let mut request = self.http.request(method.clone(), url).timeout(timeout);
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }
-            for (name, value) in headers {
+            for (name, value) in &headers {
                 if let Ok(value) = HeaderValue::from_str(value) {
                     request = request.header(*name, value);
                 }
