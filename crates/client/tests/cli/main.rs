@@ -30,6 +30,7 @@ both_backends!(
     wait_exits_0_when_another_process_finishes_the_job_as_succeeded_and_1_as_failed,
     wait_exits_124_when_its_timeout_passes_and_2_on_a_4xx,
     wait_polls_a_service_that_does_not_hold_answers,
+    wait_keeps_waiting_while_the_service_is_stopped_and_started_again,
     run_finishes_the_job_of_a_succeeding_command_as_succeeded,
     run_finishes_the_job_of_a_failing_command_with_its_exit_status_and_last_lines,
     run_reports_a_command_killed_by_a_signal_forwards_sigterm_and_enforces_its_timeout,
@@ -251,6 +252,37 @@ fn wait_polls_a_service_that_does_not_hold_answers(backend: Backend) {
         .update(id, JobStatus::Succeeded, Some("done"))
         .unwrap();
     assert_eq!(exit_code(&mut waiter.0), Some(0));
+}
+
+fn wait_keeps_waiting_while_the_service_is_stopped_and_started_again(backend: Backend) {
+    let Some(mut service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let id = create(&service, "across a restart");
+    let mut waiter = service::Reaped(
+        service
+            .command()
+            .args(["wait", &id.to_string(), "--timeout", "1m", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(waiter.0.stderr.take().unwrap());
+    wait_until("the waiter holds a long poll", || waiters(&service) == 1.0);
+    service.stop();
+    let mut seen = Vec::new();
+    wait_for_line(&err, "retrying in", &mut seen);
+    service.start_again();
+    service
+        .client()
+        .update(id, JobStatus::Succeeded, Some("done"))
+        .unwrap();
+    assert_eq!(exit_code(&mut waiter.0), Some(0), "{seen:#?}");
+    let mut printed = String::new();
+    std::io::Read::read_to_string(waiter.0.stdout.as_mut().unwrap(), &mut printed).unwrap();
+    let job: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(job["status"], "SUCCEEDED");
 }
 
 fn run_finishes_the_job_of_a_succeeding_command_as_succeeded(backend: Backend) {
