@@ -7,7 +7,7 @@ TO_CLIENT := apache-trafficcontrol==3.1.0
 # Compose v2 (`docker compose`) when the Docker CLI has it, else the standalone docker-compose.
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: run test lint fmt openapi build release bench bench-scale soak fuzz check-deploy up down clean help
+.PHONY: run test lint fmt openapi build release install bench bench-scale soak fuzz check-deploy up down clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ build: ## Debug build
 
 release: ## Release build of the binary (target/release/asyncstatus-api)
 	$(CARGO) build --release -p asyncstatus-api
+
+install: ## Install the asyncstatus client command (cargo install --path crates/client, into ~/.cargo/bin)
+	$(CARGO) install --locked --path crates/client
 
 bench: ## Release build, then load on SQLite and a throwaway PostgreSQL vs their ceilings (~4 min; table in target/bench/last.txt)
 	scripts/bench

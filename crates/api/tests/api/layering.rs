@@ -1,5 +1,6 @@
 //! The crate chain is checked, not hoped for: domain → persistence → auth → api, and no
-//! web framework or async runtime below the api crate.
+//! web framework or async runtime below the api crate; the client depends on domain only
+//! among ours, and pulls in no database or server code.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -102,4 +103,39 @@ fn crates_depend_only_on_crates_before_them_and_no_framework_below_api() {
         domain,
         BTreeSet::from(["base64", "chrono", "serde", "thiserror"])
     );
+}
+
+#[test]
+fn the_client_depends_on_the_domain_only_and_pulls_in_no_database_or_server() {
+    let graph = normal_deps(&metadata());
+    let direct: BTreeSet<&str> = graph["asyncstatus-client"]
+        .iter()
+        .map(String::as_str)
+        .filter(|d| d.starts_with("asyncstatus-"))
+        .collect();
+    assert_eq!(direct, BTreeSet::from(["asyncstatus-domain"]));
+    let deps = closure(&graph, "asyncstatus-client");
+    let ours: Vec<&String> = deps
+        .iter()
+        .filter(|d| d.starts_with("asyncstatus-") && *d != "asyncstatus-domain")
+        .collect();
+    assert!(ours.is_empty(), "the client pulls in {ours:?}");
+    let forbidden: Vec<&String> = deps
+        .iter()
+        .filter(|d| {
+            d.starts_with("actix")
+                || d.starts_with("diesel")
+                || d.starts_with("tokio-postgres")
+                || [
+                    "postgres",
+                    "pq-sys",
+                    "libsqlite3-sys",
+                    "r2d2",
+                    "jsonwebtoken",
+                    "scrypt",
+                ]
+                .contains(&d.as_str())
+        })
+        .collect();
+    assert!(forbidden.is_empty(), "the client pulls in {forbidden:?}");
 }

@@ -1,0 +1,644 @@
+//! The `asyncstatus` command against the real service over HTTP: each test starts the
+//! `asyncstatus-api` binary on a fresh database, on SQLite and on PostgreSQL (the
+//! `postgres::` tests), and runs the command as a user or a script would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod service;
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use asyncstatus_client::JobStatus;
+use asyncstatus_persistence::Backend;
+use serde_json::Value;
+
+use service::{exit_code, lines_of, wait_for_line, wait_until, Service};
+
+/// Instantiates each `fn name(backend: Backend)` as `sqlite::name` and `postgres::name`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(asyncstatus_persistence::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(asyncstatus_persistence::Backend::Postgres) } )*
+        }
+    };
+}
+
+both_backends!(
+    wait_exits_0_when_another_process_finishes_the_job_as_succeeded_and_1_as_failed,
+    wait_exits_124_when_its_timeout_passes_and_2_on_a_4xx,
+    wait_polls_a_service_that_does_not_hold_answers,
+    wait_keeps_waiting_while_the_service_is_stopped_and_started_again,
+    run_finishes_the_job_of_a_succeeding_command_as_succeeded,
+    run_finishes_the_job_of_a_failing_command_with_its_exit_status_and_last_lines,
+    run_reports_a_command_killed_by_a_signal_forwards_sigterm_and_enforces_its_timeout,
+    run_keeps_the_command_running_while_the_service_is_stopped_and_started_again,
+);
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `asyncstatus create --json MESSAGE`; the new job's id.
+fn create(service: &Service, message: &str) -> i64 {
+    let out = service
+        .command()
+        .args(["create", "--json", message])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "PENDING");
+    let id = job["id"].as_i64().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("/api/4.0/async_status/{id}")),
+        "the Location on stderr: {}",
+        stderr(&out)
+    );
+    id
+}
+
+/// The id in `asyncstatus: job N created: LOCATION`.
+fn created_id(line: &str) -> i64 {
+    line.split("async_status/")
+        .nth(1)
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no job location in {line:?}"))
+}
+
+fn waiters(service: &Service) -> f64 {
+    service.metric("asyncstatus_longpoll_waiters ")
+}
+
+fn wait_exits_0_when_another_process_finishes_the_job_as_succeeded_and_1_as_failed(
+    backend: Backend,
+) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    for (outcome, code, status) in [("succeeded", 0, "SUCCEEDED"), ("failed", 1, "FAILED")] {
+        let id = create(&service, "deploying");
+        let location = format!("/api/4.0/async_status/{id}");
+        let waiter = service
+            .command()
+            .args(["wait", &location, "--json", "--timeout", "1m"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut waiter = service::Reaped(waiter);
+        wait_until("the waiter holds a long poll", || waiters(&service) == 1.0);
+        let finished = Instant::now();
+        let out = service
+            .command()
+            .args(["finish", &id.to_string(), outcome, "all servers done"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "finish: {}", stderr(&out));
+        assert_eq!(exit_code(&mut waiter.0), Some(code), "wait for {status}");
+        assert!(
+            finished.elapsed() < Duration::from_secs(4),
+            "woken by the change, not by polling: {:?}",
+            finished.elapsed()
+        );
+        let mut printed = String::new();
+        std::io::Read::read_to_string(waiter.0.stdout.as_mut().unwrap(), &mut printed).unwrap();
+        let job: Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(job["id"], id);
+        assert_eq!(job["status"], status);
+        assert_eq!(job["message"], "all servers done");
+        assert!(job["end_time"].is_string(), "{job}");
+    }
+
+    // A job that already finished: `wait` answers at once, as a table for people.
+    let out = service.command().args(["wait", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = stdout(&out);
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("1 ") && l.contains("SUCCEEDED")),
+        "{table}"
+    );
+}
+
+fn wait_exits_124_when_its_timeout_passes_and_2_on_a_4xx(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let id = create(&service, "never finishes");
+    let started = Instant::now();
+    let out = service
+        .command()
+        .args(["wait", &id.to_string(), "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        stderr(&out).contains("timed out after 1s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("PENDING"), "{}", stdout(&out));
+
+    let out = service.command().args(["wait", "99999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("404: async status not found"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = service
+        .command()
+        .env("ASYNCSTATUS_PASSWORD", "wrong-password")
+        .args(["get", &id.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("401: Invalid username or password."),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = service
+        .command()
+        .args(["finish", &id.to_string(), "succeeded"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = service
+        .command()
+        .args(["finish", &id.to_string(), "failed", "too late"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("409: async status is already SUCCEEDED and can no longer be changed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A token from `login` instead of a password; list with filters; `logout` revokes it.
+    let out = service.command().arg("login").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    let with_token = |args: &[&str]| {
+        service
+            .command()
+            .env_remove("ASYNCSTATUS_USER")
+            .env_remove("ASYNCSTATUS_PASSWORD")
+            .env("ASYNCSTATUS_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = with_token(&["list", "--status", "succeeded", "--limit", "5", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs[0]["id"], id);
+    let out = with_token(&["logout"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = with_token(&["get", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("401: unauthorized, please log in."),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn wait_polls_a_service_that_does_not_hold_answers(backend: Backend) {
+    let Some(service) = Service::start(
+        backend,
+        &[
+            ("ASYNCSTATUS__JOBS__MAX_WAIT", "0s"),
+            ("ASYNCSTATUS__JOBS__POLL_HINT", "1s"),
+        ],
+    ) else {
+        return;
+    };
+    let id = create(&service, "polled");
+    let gets = || {
+        service.metric(
+            r#"asyncstatus_http_requests_total{method="GET",route="/api/4.0/async_status/{id}",status="200"}"#,
+        )
+    };
+    let mut waiter = service::Reaped(
+        service
+            .command()
+            .args(["wait", &id.to_string(), "--timeout", "1m"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Two reads: the waiter asked, was answered at once, and asked again as Retry-After said.
+    wait_until("the waiter polls twice", || gets() >= 2.0);
+    assert_eq!(waiters(&service), 0.0, "no long poll is held");
+    service
+        .client()
+        .update(id, JobStatus::Succeeded, Some("done"))
+        .unwrap();
+    assert_eq!(exit_code(&mut waiter.0), Some(0));
+}
+
+fn wait_keeps_waiting_while_the_service_is_stopped_and_started_again(backend: Backend) {
+    let Some(mut service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let id = create(&service, "across a restart");
+    let mut waiter = service::Reaped(
+        service
+            .command()
+            .args(["wait", &id.to_string(), "--timeout", "1m", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(waiter.0.stderr.take().unwrap());
+    wait_until("the waiter holds a long poll", || waiters(&service) == 1.0);
+    service.stop();
+    let mut seen = Vec::new();
+    wait_for_line(&err, "retrying in", &mut seen);
+    service.start_again();
+    service
+        .client()
+        .update(id, JobStatus::Succeeded, Some("done"))
+        .unwrap();
+    assert_eq!(exit_code(&mut waiter.0), Some(0), "{seen:#?}");
+    let mut printed = String::new();
+    std::io::Read::read_to_string(waiter.0.stdout.as_mut().unwrap(), &mut printed).unwrap();
+    let job: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(job["status"], "SUCCEEDED");
+}
+
+fn run_finishes_the_job_of_a_succeeding_command_as_succeeded(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let out = service
+        .command()
+        .args(["run", "--message", "backup", "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo working; echo all done; echo on stderr >&2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "working\nall done\n", "stdout passed through");
+    let err = stderr(&out);
+    assert!(err.contains("on stderr\n"), "stderr passed through: {err}");
+    let id = created_id(err.lines().next().unwrap_or_default());
+    let job = service.client().get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded);
+    let message = job.message.unwrap_or_default();
+    assert!(
+        message == "exit 0: all done" || message == "exit 0: on stderr",
+        "{message}"
+    );
+}
+
+fn run_finishes_the_job_of_a_failing_command_with_its_exit_status_and_last_lines(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("asyncstatus-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gate = dir.join(format!("gate-{backend:?}"));
+    let _ = std::fs::remove_file(&gate);
+    // Prints a step, then waits (bounded) for the test to have seen it as the job's message.
+    let script = format!(
+        "echo step one; echo warning on stderr >&2; echo step two; i=0; \
+         while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 3",
+        gate.display()
+    );
+    let mut child = service::Reaped(
+        service
+            .command()
+            .args(["run", "--heartbeat", "100ms", "--", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(child.0.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    wait_for_line(&lines, "created", &mut seen);
+    let id = created_id(&seen[0]);
+    let client = service.client();
+    // The two streams are read apart, so either stream's line may be the last one seen.
+    wait_until("a heartbeat carries the last line", || {
+        matches!(
+            client.get(id).unwrap().message.as_deref(),
+            Some("step two" | "warning on stderr")
+        )
+    });
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(
+        exit_code(&mut child.0),
+        Some(3),
+        "the command's exit status"
+    );
+    let job = client.get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    let message = job.message.unwrap_or_default();
+    assert!(message.starts_with("exit 3: "), "{message}");
+    for line in ["step one", "warning on stderr", "step two"] {
+        assert!(message.contains(line), "{message:?} lacks {line:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run_reports_a_command_killed_by_a_signal_forwards_sigterm_and_enforces_its_timeout(
+    backend: Backend,
+) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let out = service
+        .command()
+        .args(["run", "--", "sh", "-c", "echo going; kill -KILL $$"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128 + 9), "{}", stderr(&out));
+    let id = created_id(stderr(&out).lines().next().unwrap_or_default());
+    let job = service.client().get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.message.as_deref(),
+        Some("killed by signal 9 (SIGKILL): going")
+    );
+
+    // SIGTERM to asyncstatus reaches the command, whose job records it.
+    let mut child = service::Reaped(
+        service
+            .command()
+            .args(["run", "--", "sh", "-c", "echo ready; exec sleep 30"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(child.0.stderr.take().unwrap());
+    let out = lines_of(child.0.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    wait_for_line(&err, "created", &mut seen);
+    let id = created_id(&seen[0]);
+    wait_for_line(&out, "ready", &mut Vec::new());
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(exit_code(&mut child.0), Some(128 + 15));
+    let job = service.client().get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.message.as_deref(),
+        Some("killed by signal 15 (SIGTERM): ready")
+    );
+
+    // --timeout stops the command with SIGTERM and exits 124, as timeout(1) does.
+    let out = service
+        .command()
+        .args([
+            "run",
+            "--timeout",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "echo long; exec sleep 30",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    let id = created_id(stderr(&out).lines().next().unwrap_or_default());
+    let job = service.client().get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.message.as_deref(),
+        Some("timed out after 1s: killed by signal 15 (SIGTERM): long")
+    );
+}
+
+fn run_keeps_the_command_running_while_the_service_is_stopped_and_started_again(backend: Backend) {
+    let Some(mut service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("asyncstatus-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gate = dir.join(format!("gate-{backend:?}"));
+    let _ = std::fs::remove_file(&gate);
+    let script = format!(
+        "echo started; i=0; \
+         while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo finishing",
+        gate.display()
+    );
+    let mut child = service::Reaped(
+        service
+            .command()
+            .args(["run", "--heartbeat", "100ms", "--finish-retry-for", "1m"])
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(child.0.stderr.take().unwrap());
+    let out = lines_of(child.0.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    wait_for_line(&err, "created", &mut seen);
+    let id = created_id(&seen[0]);
+    wait_for_line(&out, "started", &mut Vec::new());
+
+    service.stop();
+    wait_for_line(&err, &format!("heartbeat of job {id} failed"), &mut seen);
+    // The command finishes while the service is down: the final update is retried.
+    std::fs::write(&gate, "").unwrap();
+    wait_for_line(&out, "finishing", &mut Vec::new());
+    wait_for_line(&err, "retrying in", &mut seen);
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "still trying to deliver"
+    );
+    service.start_again();
+    assert_eq!(exit_code(&mut child.0), Some(0), "{seen:#?}");
+    let job = service.client().get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(job.message.as_deref(), Some("exit 0: finishing"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Without a service: what the command refuses before it asks anything.
+
+#[test]
+fn bad_input_is_a_usage_error_with_a_clear_message() {
+    let bin = env!("CARGO_BIN_EXE_asyncstatus");
+    for (args, says) in [
+        (&["wait", "abc"][..], "not a job id"),
+        (&["wait", "1", "--timeout", "soon"], "not a duration"),
+        (&["wait", "1", "--timeout", "0s"], "must be more than 0"),
+        (
+            &["run", "--heartbeat", "1ms", "--", "true"],
+            "at least 100ms",
+        ),
+        (&["run"], "COMMAND"),
+        (&["list", "--status", "DONE"], "not a job status"),
+        (&["list", "--limit", "0"], "--limit"),
+        (&["finish", "1", "maybe"], "maybe"),
+        (
+            &["--url", "ftp://x", "get", "1"],
+            "must be http:// or https://",
+        ),
+        (&["--url", "http://x/api/4.0", "get", "1"], "without /api/"),
+        (
+            &["--url", "http://x", "--api-version", "v4", "get", "1"],
+            "MAJOR.MINOR",
+        ),
+        (
+            &[
+                "--url",
+                "http://x",
+                "--ca-cert",
+                "/nonexistent.pem",
+                "get",
+                "1",
+            ],
+            "CA certificate",
+        ),
+        (&["get", "1"], "no service URL"),
+        (&["--url", "", "get", "1"], "no service URL"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .env_remove("ASYNCSTATUS_URL")
+            .env("ASYNCSTATUS_USER", "u")
+            .env("ASYNCSTATUS_PASSWORD", "p")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = std::process::Command::new(bin)
+        .args(["--url", "http://127.0.0.1:9", "get", "1"])
+        .env_remove("ASYNCSTATUS_USER")
+        .env_remove("ASYNCSTATUS_PASSWORD")
+        .env_remove("ASYNCSTATUS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no credentials"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_command_explains_itself_with_an_example() {
+    for command in [
+        "wait", "run", "get", "list", "create", "finish", "login", "logout",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = stdout(&out);
+        assert!(help.contains("Example"), "{command}: {help}");
+        assert!(
+            help.contains(&format!("asyncstatus {command}")),
+            "{command}: {help}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_service_is_retried_then_exit_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus"))
+        .args(["--retry-for", "1s", "wait", "1"])
+        .env("ASYNCSTATUS_URL", format!("http://127.0.0.1:{port}"))
+        .env("ASYNCSTATUS_TOKEN", "some-token")
+        .env_remove("ASYNCSTATUS_USER")
+        .env_remove("ASYNCSTATUS_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("retrying in"), "{err}");
+    assert!(err.contains("the service is unreachable"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn tls_is_verified_against_the_given_certificate_and_skipped_with_insecure() {
+    let pair =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("asyncstatus-client-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let service = Service::start(
+        Backend::Sqlite,
+        &[
+            ("ASYNCSTATUS__SERVER__TLS_CERT", cert.to_str().unwrap()),
+            ("ASYNCSTATUS__SERVER__TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .unwrap();
+    assert!(service.url().starts_with("https://"));
+
+    let out = service.command().args(["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the TLS certificate was refused"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("retrying"),
+        "not retried: {}",
+        stderr(&out)
+    );
+
+    let cert_arg = cert.to_str().unwrap();
+    for args in [
+        &["--ca-cert", cert_arg, "list"][..],
+        &["--insecure", "list"],
+    ] {
+        let out = service.command().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).starts_with("ID "), "{}", stdout(&out));
+    }
+
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let out = service
+        .command()
+        .args(["--ca-cert", garbage.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CA certificate"), "{}", stderr(&out));
+    drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}
