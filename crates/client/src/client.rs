@@ -7,6 +7,7 @@
 //! [`ClientBuilder::retry_for`]; a `POST` that may have reached the server is not repeated
 //! (it could create a second job), only one refused before it was sent.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{chain, Error};
-use crate::job::Job;
+use crate::job::{Job, Progress};
 
 /// The longest `Prefer: wait` asked for in one request (the service's default cap).
 const MAX_PREFER_WAIT: u64 = 60;
@@ -211,6 +212,161 @@ pub struct Created {
     pub job: Job,
     /// `/api/4.0/async_status/{id}`, as the service sent it.
     pub location: String,
+    /// No job was created: a `PENDING` job with the same [`NewJob::key`] runs, and this is
+    /// it (the service answered 200, not 202).
+    pub existing: bool,
+}
+
+/// What [`Client::create`] sends: a new job's message and lifecycle options. Only what is set
+/// is sent, so a bare `NewJob` (or a message alone) also works with Traffic Ops and older
+/// asyncstatus servers, which ignore the rest.
+///
+/// ```
+/// use std::time::Duration;
+/// use asyncstatus_client::NewJob;
+///
+/// let job = NewJob::new()
+///     .message("renewing certificates")
+///     .kind("acme.renew")
+///     .label("cdn", "cdn1")
+///     .key("acme-renew-cdn1")
+///     .timeout(Duration::from_secs(600));
+/// assert_eq!(job.labels.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewJob {
+    pub message: Option<String>,
+    /// What sort of job (1–64 of `a-z0-9._-`).
+    pub kind: Option<String>,
+    /// Up to 16 string pairs.
+    pub labels: BTreeMap<String, String>,
+    /// Single-flight key (1–200 characters): while a `PENDING` job with this key exists, no
+    /// other is created and that one is answered ([`Created::existing`]).
+    pub key: Option<String>,
+    /// The job's deadline, from now (sent in whole seconds, rounded up).
+    pub timeout: Option<Duration>,
+    /// How long without an update makes the job abandoned (the service's `jobs.stale_after`
+    /// when unset; sent in whole seconds, rounded up).
+    pub heartbeat_timeout: Option<Duration>,
+}
+
+impl NewJob {
+    pub fn new() -> NewJob {
+        NewJob::default()
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Adds (or replaces) one label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = Some(timeout);
+        self
+    }
+
+    /// The `POST async_status` body: only the keys that are set.
+    fn body(&self) -> Value {
+        let mut body = serde_json::Map::new();
+        if let Some(message) = &self.message {
+            body.insert("message".into(), json!(message));
+        }
+        if let Some(kind) = &self.kind {
+            body.insert("kind".into(), json!(kind));
+        }
+        if !self.labels.is_empty() {
+            body.insert("labels".into(), json!(self.labels));
+        }
+        if let Some(key) = &self.key {
+            body.insert("key".into(), json!(key));
+        }
+        if let Some(timeout) = self.timeout {
+            body.insert("timeout".into(), json!(whole_seconds_up(timeout)));
+        }
+        if let Some(timeout) = self.heartbeat_timeout {
+            body.insert("heartbeat_timeout".into(), json!(whole_seconds_up(timeout)));
+        }
+        Value::Object(body)
+    }
+}
+
+impl From<Option<&str>> for NewJob {
+    fn from(message: Option<&str>) -> NewJob {
+        NewJob {
+            message: message.map(str::to_owned),
+            ..NewJob::default()
+        }
+    }
+}
+
+impl From<&str> for NewJob {
+    fn from(message: &str) -> NewJob {
+        NewJob::new().message(message)
+    }
+}
+
+impl From<&NewJob> for NewJob {
+    fn from(job: &NewJob) -> NewJob {
+        job.clone()
+    }
+}
+
+/// What [`Client::update_job`] sends: `PUT async_status/{id}`'s body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobUpdate {
+    /// `PENDING` for a heartbeat, `SUCCEEDED`/`FAILED` to finish the job.
+    pub status: JobStatus,
+    /// `None` keeps the stored message.
+    pub message: Option<String>,
+    /// `None` keeps the stored progress; it must not go backwards (the service answers 400).
+    pub progress: Option<Progress>,
+}
+
+impl JobUpdate {
+    /// An update to `status` that keeps the message and the progress.
+    pub fn new(status: JobStatus) -> JobUpdate {
+        JobUpdate {
+            status,
+            message: None,
+            progress: None,
+        }
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
+/// Seconds, rounded up (a zero duration stays 0, which the service refuses).
+fn whole_seconds_up(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// One answer of `GET async_status/{id}`, with what it says about asking again.
@@ -232,12 +388,19 @@ pub enum WaitOutcome {
     TimedOut(Job),
 }
 
-/// Filters of [`Client::list`].
+/// Filters of [`Client::list`]; only those set are sent (Traffic Ops and older asyncstatus
+/// servers know `status` and `limit` only).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub status: Option<JobStatus>,
     /// At most this many jobs (the service caps it at `jobs.max_page`).
     pub limit: Option<u32>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs created by this user.
+    pub created_by: Option<String>,
+    /// Only jobs carrying every one of these labels (`label=key:value`).
+    pub labels: Vec<(String, String)>,
 }
 
 /// One request to send, and how it may be retried.
@@ -374,20 +537,35 @@ impl Client {
             if let Some(limit) = filter.limit {
                 query.append_pair("limit", &limit.to_string());
             }
+            if let Some(kind) = &filter.kind {
+                query.append_pair("kind", kind);
+            }
+            if let Some(user) = &filter.created_by {
+                query.append_pair("created_by", user);
+            }
+            for (key, value) in &filter.labels {
+                query.append_pair("label", &format!("{key}:{value}"));
+            }
         }
         let url = url.to_string();
         let answer = self.send(self.call(Method::GET, &url))?;
         Ok(parse::<Envelope<Vec<Job>>>("GET", &url, &answer)?.response)
     }
 
-    /// `POST async_status`: a new `PENDING` job.
-    pub fn create(&self, message: Option<&str>) -> Result<Created, Error> {
+    /// `POST async_status`: a new `PENDING` job — or, when [`NewJob::key`] names a `PENDING`
+    /// job, that one ([`Created::existing`]). Takes a [`NewJob`], a message (`&str`) or an
+    /// `Option<&str>`.
+    ///
+    /// Without a key, a `POST` that may have reached the service is not sent again (it could
+    /// create a second job); with one, it is retried like any idempotent call, since the key
+    /// makes a second create answer the first job.
+    pub fn create(&self, job: impl Into<NewJob>) -> Result<Created, Error> {
+        let job: NewJob = job.into();
         let url = format!("{}/async_status", self.api);
-        let body = match message {
-            Some(message) => json!({ "message": message }),
-            None => json!({}),
-        };
-        let answer = self.send(self.call(Method::POST, &url).body(&body))?;
+        let body = job.body();
+        let mut call = self.call(Method::POST, &url).body(&body);
+        call.idempotent = job.key.is_some();
+        let answer = self.send(call)?;
         let job = parse::<Envelope<Job>>("POST", &url, &answer)?.response;
         let location = answer
             .headers
@@ -400,7 +578,11 @@ impl Client {
                     .unwrap_or_default();
                 format!("{path}/async_status/{}", job.id)
             });
-        Ok(Created { job, location })
+        Ok(Created {
+            job,
+            location,
+            existing: answer.status == StatusCode::OK,
+        })
     }
 
     /// `PUT async_status/{id}`: a heartbeat (`PENDING`; `message` `None` keeps the stored one)
@@ -417,15 +599,62 @@ impl Client {
         message: Option<&str>,
         retry_for: Duration,
     ) -> Result<Job, Error> {
+        let update = JobUpdate {
+            status,
+            message: message.map(str::to_owned),
+            progress: None,
+        };
+        self.update_job_within(id, &update, retry_for)
+    }
+
+    /// `PUT async_status/{id}` with a message and progress. The answer is the job as stored,
+    /// so a heartbeat's answer tells whether someone asked to cancel it
+    /// ([`Job::cancel_requested`]).
+    pub fn update_job(&self, id: i64, update: &JobUpdate) -> Result<Job, Error> {
+        self.update_job_within(id, update, self.retry_for)
+    }
+
+    /// [`Client::update_job`], retrying transient failures for `retry_for`.
+    pub fn update_job_within(
+        &self,
+        id: i64,
+        update: &JobUpdate,
+        retry_for: Duration,
+    ) -> Result<Job, Error> {
         let url = format!("{}/async_status/{id}", self.api);
-        let mut body = json!({ "status": status.as_str() });
-        if let Some(message) = message {
+        let mut body = json!({ "status": update.status.as_str() });
+        if let Some(message) = &update.message {
             body["message"] = json!(message);
+        }
+        if let Some(progress) = update.progress {
+            body["progress"] = json!(progress);
         }
         let mut call = self.call(Method::PUT, &url).body(&body);
         call.retry_for = retry_for;
         let answer = self.send(call)?;
         Ok(parse::<Envelope<Job>>("PUT", &url, &answer)?.response)
+    }
+
+    /// `POST async_status/{id}/cancel`: asks the job's producer to stop (`cancel_requested`
+    /// becomes true, with `reason` and the user); with `force` the service finishes the job
+    /// as `FAILED` at once (`cancelled by <user>: <reason>`). The job as it is now. A finished
+    /// job answers 409, a missing one 404.
+    ///
+    /// A plain request is retried like an idempotent call (asking twice asks once); a forced
+    /// one only when it surely was not sent (a second one would answer 409).
+    pub fn cancel(&self, id: i64, reason: Option<&str>, force: bool) -> Result<Job, Error> {
+        let url = format!("{}/async_status/{id}/cancel", self.api);
+        let mut body = json!({});
+        if let Some(reason) = reason {
+            body["reason"] = json!(reason);
+        }
+        if force {
+            body["force"] = json!(true);
+        }
+        let mut call = self.call(Method::POST, &url).body(&body);
+        call.idempotent = !force;
+        let answer = self.send(call)?;
+        Ok(parse::<Envelope<Job>>("POST", &url, &answer)?.response)
     }
 
     /// Waits until the job is finished or `timeout` passes. Asks the service to hold each
@@ -738,6 +967,26 @@ mod tests {
                 "{url} {version} accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_new_job_sends_only_what_is_set() {
+        assert_eq!(NewJob::from(None).body(), json!({}));
+        assert_eq!(NewJob::from("hi").body(), json!({"message": "hi"}));
+        let job = NewJob::new()
+            .message("renewing")
+            .kind("acme.renew")
+            .label("cdn", "cdn1")
+            .label("xmlId", "demo1")
+            .key("k1")
+            .timeout(Duration::from_millis(1500))
+            .heartbeat_timeout(Duration::from_secs(60));
+        assert_eq!(
+            job.body(),
+            json!({"message": "renewing", "kind": "acme.renew",
+                   "labels": {"cdn": "cdn1", "xmlId": "demo1"}, "key": "k1",
+                   "timeout": 2, "heartbeat_timeout": 60})
+        );
     }
 
     #[test]

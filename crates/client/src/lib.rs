@@ -3,13 +3,15 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use asyncstatus_client::{Client, Credentials, WaitOutcome};
+//! use asyncstatus_client::{Client, Credentials, NewJob, WaitOutcome};
 //!
 //! # fn main() -> Result<(), asyncstatus_client::Error> {
 //! let client = Client::builder("https://to.example.net")
 //!     .credentials(Credentials::Password { user: "builder".into(), password: "secret".into() })
 //!     .build()?;
-//! let created = client.create(Some("Refreshing DNS"))?;
+//! let created = client.create(
+//!     NewJob::new().message("Refreshing DNS").kind("dns.refresh").key("dns-refresh"),
+//! )?;
 //! client.update(created.job.id, asyncstatus_domain::JobStatus::Succeeded, Some("done"))?;
 //! match client.wait(created.job.id, Duration::from_secs(600))? {
 //!     WaitOutcome::Finished(job) => println!("{} {}", job.id, job.status),
@@ -33,8 +35,10 @@ mod client;
 mod error;
 mod job;
 
-pub use client::{Client, ClientBuilder, Created, Credentials, ListFilter, Polled, WaitOutcome};
+pub use client::{
+    Client, ClientBuilder, Created, Credentials, JobUpdate, ListFilter, NewJob, Polled, WaitOutcome,
+};
 pub use error::Error;
-pub use job::{job_id_of, Job};
+pub use job::{job_id_of, Job, Progress};
 
 pub use asyncstatus_domain::JobStatus;

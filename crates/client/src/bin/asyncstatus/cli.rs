@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use asyncstatus_client::{
-    job_id_of, Client, Credentials, Error, JobStatus, ListFilter, WaitOutcome,
+    job_id_of, Client, Created, Credentials, Error, JobStatus, ListFilter, NewJob, WaitOutcome,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -33,7 +33,8 @@ Examples:
   export ASYNCSTATUS_PASSWORD=…
   asyncstatus run --message 'nightly backup' -- /usr/local/bin/backup --all
   asyncstatus wait /api/4.0/async_status/42 --timeout 30m
-  asyncstatus list --status PENDING";
+  asyncstatus list --status PENDING --kind backup
+  asyncstatus cancel 42 --reason 'wrong CDN'";
 
 #[derive(Debug, Parser)]
 #[command(name = "asyncstatus", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
@@ -101,7 +102,15 @@ enum Command {
             last output line as the job's message. Then finishes the job: SUCCEEDED on exit 0, \
             FAILED with `exit N: <last lines, at most 4 KiB>` otherwise, or `killed by signal S`. \
             SIGINT and SIGTERM sent to asyncstatus are passed on to COMMAND; with --timeout, \
-            COMMAND gets SIGTERM when it passes (SIGKILL 10 s later) and the exit status is 124.\n\n\
+            COMMAND gets SIGTERM when it passes (SIGKILL --grace later) and the exit status is 124; \
+            the job's deadline on the service is set to --timeout + --grace + 1m, so that the \
+            service fails the job if asyncstatus itself dies.\n\n\
+            Output lines of the form `progress: N/M` (like `progress: 3/10`) are sent as the job's \
+            progress with the next heartbeat. When a heartbeat's answer shows that someone asked \
+            to cancel the job (asyncstatus cancel, POST async_status/ID/cancel), COMMAND gets \
+            SIGTERM (SIGKILL --grace later) and the job is finished as FAILED with \
+            `cancelled by USER: REASON: <how COMMAND ended>`; the exit status is then 125. A job \
+            cancelled with --force is already FAILED: COMMAND is stopped the same way, exit 125.\n\n\
             The exit status is COMMAND's (128+S when killed by signal S). If the service is \
             unreachable while COMMAND runs, COMMAND keeps running: heartbeats are tried again at \
             the next interval, and the final update is retried for --finish-retry-for; one that \
@@ -109,6 +118,7 @@ enum Command {
             (3 if COMMAND succeeded). If the job cannot be created, COMMAND is not run.",
         after_help = "Examples:\n  \
             asyncstatus run --message 'nightly backup' -- /usr/local/bin/backup --all\n  \
+            asyncstatus run --kind backup --key nightly-backup --label host=db1 --timeout 3h -- backup --all\n  \
             # crontab: 15 2 * * *  . /etc/asyncstatus.env; asyncstatus run --heartbeat 1m -- /usr/local/bin/backup"
     )]
     Run {
@@ -118,9 +128,21 @@ enum Command {
         /// How often the last output line is sent as the job's message
         #[arg(long, default_value = "30s", value_parser = heartbeat_duration, value_name = "DURATION")]
         heartbeat: Duration,
-        /// Stop COMMAND (SIGTERM, then SIGKILL after 10 s) when it runs longer; exit 124
+        /// What sort of job (1–64 of a-z0-9._-)
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Single-flight key: while a PENDING job with this key runs, COMMAND is not run (exit 2)
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// A label of the job, KEY=VALUE (may repeat)
+        #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
+        labels: Vec<(String, String)>,
+        /// Stop COMMAND (SIGTERM, then SIGKILL after --grace) when it runs longer; exit 124
         #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
         timeout: Option<Duration>,
+        /// Between the SIGTERM (on --timeout or a cancel) and the SIGKILL
+        #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+        grace: Duration,
         /// How long the final update is retried while the service is unreachable
         #[arg(long, default_value = "5m", value_parser = duration, value_name = "DURATION")]
         finish_retry_for: Duration,
@@ -138,11 +160,23 @@ enum Command {
     },
 
     /// List jobs, oldest first
-    #[command(after_help = "Example:\n  asyncstatus list --status PENDING --limit 20")]
+    #[command(
+        after_help = "Examples:\n  asyncstatus list --status PENDING --limit 20\n  \
+            asyncstatus list --kind acme.renew --label cdn=cdn1 --json | jq -r '.[].id'"
+    )]
     List {
         /// Only jobs of this status: PENDING, SUCCEEDED or FAILED
         #[arg(long, value_parser = status, value_name = "S")]
         status: Option<JobStatus>,
+        /// Only jobs of this kind
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Only jobs with this label, KEY=VALUE (may repeat: all must match)
+        #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
+        labels: Vec<(String, String)>,
+        /// Only jobs created by this user
+        #[arg(long, value_name = "USER")]
+        created_by: Option<String>,
         /// At most N jobs (the service caps this at its jobs.max_page)
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
         limit: Option<u32>,
@@ -150,12 +184,33 @@ enum Command {
 
     /// Create a PENDING job; prints it (its Location on standard error)
     #[command(
-        after_help = "Example:\n  id=$(asyncstatus create 'Refreshing DNS' --json | jq .id)\n  \
-            … work …\n  asyncstatus finish \"$id\" succeeded 'DNS refreshed'"
+        long_about = "Create a PENDING job and print it (its Location on standard error).\n\n\
+            With --key, while a PENDING job with that key exists no job is created: that job \
+            is printed instead, standard error says it already runs, and the exit status is \
+            still 0 (compare the id, or use `run --key`, which does not run its command then).",
+        after_help = "Examples:\n  id=$(asyncstatus create 'Refreshing DNS' --json | jq .id)\n  \
+            … work …\n  asyncstatus finish \"$id\" succeeded 'DNS refreshed'\n  \
+            asyncstatus create 'Renewing certificates' --kind acme.renew --key acme-cdn1 \\\n      \
+            --label cdn=cdn1 --timeout 30m"
     )]
     Create {
         /// The job's message
         message: Option<String>,
+        /// What sort of job (1–64 of a-z0-9._-)
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Single-flight key: while a PENDING job with this key exists, that job is answered
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// A label of the job, KEY=VALUE (may repeat)
+        #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
+        labels: Vec<(String, String)>,
+        /// The job's deadline: the service fails it if it is still PENDING after this long
+        #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
+        timeout: Option<Duration>,
+        /// The service fails the job as abandoned after this long without an update
+        #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
+        heartbeat_timeout: Option<Duration>,
     },
 
     /// Finish a job as SUCCEEDED or FAILED (409, exit 2, if it already finished)
@@ -170,6 +225,28 @@ enum Command {
         outcome: Outcome,
         /// The job's final message (default: the stored one is kept)
         message: Option<String>,
+    },
+
+    /// Ask a job's producer to stop it (with --force: fail it at once)
+    #[command(
+        long_about = "Ask a PENDING job's producer to stop: the job's cancel_requested becomes true, \
+            with the reason and your user name, and its producer (like `asyncstatus run`) sees \
+            it at its next heartbeat and finishes the job. With --force the service finishes \
+            the job as FAILED at once (`cancelled by USER: REASON`). Prints the job. Needs the \
+            ASYNC-STATUS:CANCEL permission; a finished job is 409 (exit 2).",
+        after_help = "Examples:\n  asyncstatus cancel 42 --reason 'wrong CDN'\n  \
+            asyncstatus cancel 42 --reason 'runner is gone' --force"
+    )]
+    Cancel {
+        /// The job: its id or its Location
+        #[arg(value_name = "ID|LOCATION", value_parser = job_id)]
+        job: i64,
+        /// Why (recorded with the request; the producer puts it in the job's message)
+        #[arg(long, value_name = "R")]
+        reason: Option<String>,
+        /// Finish the job as FAILED now instead of asking its producer
+        #[arg(long)]
+        force: bool,
     },
 
     /// Log in with ASYNCSTATUS_USER and ASYNCSTATUS_PASSWORD and print the token
@@ -195,6 +272,14 @@ enum Outcome {
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("'{text}' is not a duration like 30s, 5m or 1h ({e})"))
+}
+
+/// `KEY=VALUE` (the key not empty; the value may be, and may hold `=`).
+fn label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("'{text}' is not a label like KEY=VALUE")),
+    }
 }
 
 fn job_id(text: &str) -> Result<i64, String> {
@@ -310,20 +395,62 @@ pub fn execute(cli: Cli) -> u8 {
             }
             Err(e) => fail(&e),
         },
-        Command::List { status, limit } => match client.list(&ListFilter { status, limit }) {
+        Command::List {
+            status,
+            kind,
+            labels,
+            created_by,
+            limit,
+        } => match client.list(&ListFilter {
+            status,
+            limit,
+            kind,
+            created_by,
+            labels,
+        }) {
             Ok(jobs) => {
                 print_jobs(&jobs, json, false);
                 0
             }
             Err(e) => fail(&e),
         },
-        Command::Create { message } => match client.create(message.as_deref()) {
-            Ok(created) => {
-                eprintln!(
-                    "asyncstatus: job {} created: {}",
-                    created.job.id, created.location
-                );
-                print_jobs(&[created.job], json, true);
+        Command::Create {
+            message,
+            kind,
+            key,
+            labels,
+            timeout,
+            heartbeat_timeout,
+        } => {
+            let new = NewJob {
+                message,
+                kind,
+                labels: labels.into_iter().collect(),
+                key,
+                timeout,
+                heartbeat_timeout,
+            };
+            match client.create(new) {
+                Ok(created) => {
+                    report_created(&created);
+                    print_jobs(&[created.job], json, true);
+                    0
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Cancel {
+            job: id,
+            reason,
+            force,
+        } => match client.cancel(id, reason.as_deref(), force) {
+            Ok(job) => {
+                if force {
+                    eprintln!("asyncstatus: job {id} cancelled: {}", job.status);
+                } else {
+                    eprintln!("asyncstatus: cancel of job {id} requested: its producer stops it at its next heartbeat");
+                }
+                print_jobs(&[job], json, true);
                 0
             }
             Err(e) => fail(&e),
@@ -373,19 +500,42 @@ pub fn execute(cli: Cli) -> u8 {
         Command::Run {
             message,
             heartbeat,
+            kind,
+            key,
+            labels,
             timeout,
+            grace,
             finish_retry_for,
             command,
         } => crate::run::run(
             &client,
             crate::run::RunOptions {
                 message,
+                kind,
+                key,
+                labels: labels.into_iter().collect(),
                 heartbeat,
                 timeout,
+                grace,
                 finish_retry_for,
                 command,
             },
         ),
+    }
+}
+
+/// `asyncstatus: job N created: LOCATION`, or that the job of the key already runs.
+pub fn report_created(created: &Created) {
+    if created.existing {
+        eprintln!(
+            "asyncstatus: job {} of this key already runs (none created): {}",
+            created.job.id, created.location
+        );
+    } else {
+        eprintln!(
+            "asyncstatus: job {} created: {}",
+            created.job.id, created.location
+        );
     }
 }
 
@@ -397,6 +547,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn labels_are_key_equals_value() {
+        assert_eq!(label("cdn=cdn1"), Ok(("cdn".into(), "cdn1".into())));
+        assert_eq!(label("q=a=b"), Ok(("q".into(), "a=b".into())));
+        assert_eq!(label("empty="), Ok(("empty".into(), String::new())));
+        assert!(label("=v").is_err());
+        assert!(label("novalue").is_err());
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 3;
     /// `wait`/`run`: the timeout passed (as `timeout(1)` exits).
     pub const TIMEOUT: u8 = 124;
+    /// `run`: the job's cancellation was requested, and the command was stopped.
+    pub const CANCELLED: u8 = 125;
 
     /// The exit status an error ends a command with.
     pub fn of(error: &asyncstatus_client::Error) -> u8 {
