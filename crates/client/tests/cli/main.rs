@@ -8,7 +8,7 @@ mod service;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use asyncstatus_client::JobStatus;
+use asyncstatus_client::{JobStatus, Progress};
 use asyncstatus_persistence::Backend;
 use serde_json::Value;
 
@@ -35,6 +35,10 @@ both_backends!(
     run_finishes_the_job_of_a_failing_command_with_its_exit_status_and_last_lines,
     run_reports_a_command_killed_by_a_signal_forwards_sigterm_and_enforces_its_timeout,
     run_keeps_the_command_running_while_the_service_is_stopped_and_started_again,
+    create_sets_kind_labels_and_key_and_list_filters_by_them,
+    cancel_asks_the_producer_to_stop_and_force_fails_the_job_at_once,
+    run_sends_the_progress_its_command_prints_and_its_kind_labels_and_key,
+    run_stops_its_command_when_the_job_is_cancelled_and_exits_125,
 );
 
 fn stdout(out: &Output) -> String {
@@ -485,6 +489,345 @@ fn run_keeps_the_command_running_while_the_service_is_stopped_and_started_again(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `asyncstatus ARGS… --json` (exit 0); the JSON it printed and its standard error.
+fn json_of(service: &Service, args: &[&str]) -> (Value, String) {
+    let out = service.command().args(args).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr(&out))
+}
+
+/// The ids of a JSON array of jobs.
+fn ids(jobs: &Value) -> Vec<i64> {
+    jobs.as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn create_sets_kind_labels_and_key_and_list_filters_by_them(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let (renew, err) = json_of(
+        &service,
+        &[
+            "create",
+            "Renewing certificates",
+            "--kind",
+            "acme.renew",
+            "--label",
+            "cdn=cdn1",
+            "--label",
+            "xmlId=demo1",
+            "--key",
+            "acme-cdn1",
+            "--timeout",
+            "10m",
+        ],
+    );
+    let id = renew["id"].as_i64().unwrap();
+    assert!(err.contains(&format!("job {id} created")), "{err}");
+    assert_eq!(renew["status"], "PENDING");
+    assert_eq!(renew["kind"], "acme.renew");
+    assert_eq!(
+        renew["labels"],
+        serde_json::json!({"cdn": "cdn1", "xmlId": "demo1"})
+    );
+    assert_eq!(renew["created_by"], "admin");
+    assert_eq!(renew["cancel_requested"], false);
+    let deadline = chrono::DateTime::parse_from_rfc3339(renew["deadline"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let in_ten_minutes = chrono::Utc::now() + chrono::Duration::minutes(10);
+    assert!(
+        (deadline - in_ten_minutes).num_seconds().abs() < 30,
+        "{deadline}"
+    );
+
+    // The same key while the job is PENDING: that job, nothing new.
+    let (again, err) = json_of(
+        &service,
+        &["create", "Renewing again", "--key", "acme-cdn1"],
+    );
+    assert_eq!(again["id"], id, "{again}");
+    assert!(err.contains("already runs"), "{err}");
+    assert!(
+        err.contains(&format!("/api/4.0/async_status/{id}")),
+        "{err}"
+    );
+
+    let (refresh, _) = json_of(
+        &service,
+        &[
+            "create",
+            "Refreshing DNSSEC keys",
+            "--kind",
+            "dnssec.refresh",
+            "--label",
+            "cdn=cdn2",
+        ],
+    );
+    let other = refresh["id"].as_i64().unwrap();
+    let plain = create(&service, "no kind, no labels");
+
+    for (filter, expected) in [
+        (&["--kind", "acme.renew"][..], vec![id]),
+        (&["--kind", "dnssec.refresh"], vec![other]),
+        (&["--label", "cdn=cdn2"], vec![other]),
+        (&["--label", "cdn=cdn1", "--label", "xmlId=demo1"], vec![id]),
+        (&["--label", "cdn=cdn1", "--label", "xmlId=other"], vec![]),
+        (&["--kind", "dnssec.refresh", "--label", "cdn=cdn1"], vec![]),
+        (&["--created-by", "admin"], vec![id, other, plain]),
+    ] {
+        let mut args = vec!["list"];
+        args.extend_from_slice(filter);
+        let (jobs, _) = json_of(&service, &args);
+        assert_eq!(ids(&jobs), expected, "{filter:?}: {jobs}");
+    }
+
+    // For people: a KIND column, and the labels under a single job.
+    let out = service
+        .command()
+        .args(["get", &id.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.starts_with("ID       STATUS     KIND "), "{table}");
+    assert!(table.contains(" acme.renew "), "{table}");
+    assert!(table.contains("labels: cdn=cdn1, xmlId=demo1\n"), "{table}");
+    assert!(table.contains("created by: admin\n"), "{table}");
+
+    // Once the job is finished, the key starts a new one.
+    let out = service
+        .command()
+        .args(["finish", &id.to_string(), "succeeded", "renewed"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (next, err) = json_of(&service, &["create", "--key", "acme-cdn1"]);
+    assert_ne!(next["id"], id, "{next}");
+    assert!(err.contains("created"), "{err}");
+
+    // Bad values are the service's 400s, exit 2.
+    let out = service
+        .command()
+        .args(["create", "--kind", "Not A Kind!"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("400"), "{}", stderr(&out));
+}
+
+fn cancel_asks_the_producer_to_stop_and_force_fails_the_job_at_once(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let id = create(&service, "refreshing");
+    let (job, err) = json_of(
+        &service,
+        &["cancel", &id.to_string(), "--reason", "wrong cdn"],
+    );
+    assert!(err.contains("requested"), "{err}");
+    assert_eq!(job["id"], id);
+    assert_eq!(job["status"], "PENDING", "its producer finishes it: {job}");
+    assert_eq!(job["cancel_requested"], true);
+    assert_eq!(job["cancel_reason"], "wrong cdn");
+    assert_eq!(job["cancel_requested_by"], "admin");
+    // Its producer sees it in the answer to its next heartbeat.
+    let beat = service
+        .client()
+        .update(id, JobStatus::Pending, Some("still going"))
+        .unwrap();
+    assert!(beat.cancel_requested, "{beat:?}");
+    let out = service
+        .command()
+        .args(["get", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("cancel requested by admin: wrong cdn\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    let forced = create(&service, "stuck");
+    let out = service
+        .command()
+        .args([
+            "cancel",
+            &forced.to_string(),
+            "--reason",
+            "runner gone",
+            "--force",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.starts_with("ID "), "{table}");
+    let job = service.client().get(forced).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.message.as_deref(),
+        Some("cancelled by admin: runner gone")
+    );
+    assert!(job.end_time.is_some());
+
+    // A finished job: 409; no such job: 404; both exit 2.
+    let out = service
+        .command()
+        .args(["cancel", &forced.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(": 409: "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("FAILED"), "{}", stderr(&out));
+    let out = service
+        .command()
+        .args(["cancel", "99999", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(": 404: "), "{}", stderr(&out));
+}
+
+fn run_sends_the_progress_its_command_prints_and_its_kind_labels_and_key(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("asyncstatus-progress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gate = |n: u32| dir.join(format!("gate-{backend:?}-{n}"));
+    for n in 1..=2 {
+        let _ = std::fs::remove_file(gate(n));
+    }
+    let wait_for = |n: u32| {
+        format!(
+            "i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+            gate(n).display()
+        )
+    };
+    // Each step waits (bounded) for the test to have seen the one before as the job's progress.
+    let script = format!(
+        "echo copying; echo progress: 1/3; {}; echo progress: 2/3; {}; echo 'progress: 3/3'; echo done",
+        wait_for(1),
+        wait_for(2)
+    );
+    let mut child = service::Reaped(
+        service
+            .command()
+            .args(["run", "--heartbeat", "100ms", "--kind", "backup"])
+            .args(["--label", "host=db1", "--key", "backup-db1"])
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(child.0.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    wait_for_line(&lines, "created", &mut seen);
+    let id = created_id(&seen[0]);
+    let client = service.client();
+    let job = client.get(id).unwrap();
+    assert_eq!(job.kind.as_deref(), Some("backup"));
+    assert_eq!(job.labels.get("host").map(String::as_str), Some("db1"));
+    for (n, done) in [(1, 1), (2, 2)] {
+        wait_until(&format!("the job's progress is {done}/3"), || {
+            client.get(id).unwrap().progress == Some(Progress { done, total: 3 })
+        });
+        if n == 1 {
+            // The same key while it runs: the command is not run, exit 2.
+            let marker = dir.join(format!("ran-{backend:?}"));
+            let out = service
+                .command()
+                .args(["run", "--key", "backup-db1", "--", "touch"])
+                .arg(&marker)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            assert!(stderr(&out).contains("already runs"), "{}", stderr(&out));
+            assert!(!marker.exists(), "the second command ran");
+        }
+        std::fs::write(gate(n), "").unwrap();
+    }
+    assert_eq!(exit_code(&mut child.0), Some(0), "{seen:#?}");
+    let job = client.get(id).unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.progress, Some(Progress { done: 3, total: 3 }));
+    assert_eq!(job.message.as_deref(), Some("exit 0: done"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run_stops_its_command_when_the_job_is_cancelled_and_exits_125(backend: Backend) {
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let client = service.client();
+    // (the command, --grace, the reason, forced, how the command ended)
+    for (script, grace, reason, force, ended) in [
+        (
+            "echo ready; exec sleep 30",
+            "10s",
+            "not needed",
+            false,
+            "killed by signal 15 (SIGTERM): ready",
+        ),
+        (
+            // SIGTERM is ignored (and stays ignored across exec): SIGKILL after --grace.
+            "trap '' TERM; echo ready; exec sleep 30",
+            "1s",
+            "stuck",
+            false,
+            "killed by signal 9 (SIGKILL): ready",
+        ),
+        ("echo ready; exec sleep 30", "10s", "runner gone", true, ""),
+    ] {
+        let mut child = service::Reaped(
+            service
+                .command()
+                .args(["run", "--heartbeat", "100ms", "--grace", grace])
+                .args(["--", "sh", "-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let err = lines_of(child.0.stderr.take().unwrap());
+        let out = lines_of(child.0.stdout.take().unwrap());
+        let mut seen = Vec::new();
+        wait_for_line(&err, "created", &mut seen);
+        let id = created_id(&seen[0]);
+        wait_for_line(&out, "ready", &mut Vec::new());
+        let asked = Instant::now();
+        let job = client.cancel(id, Some(reason), force).unwrap();
+        assert!(job.cancel_requested, "{job:?}");
+        assert_eq!(exit_code(&mut child.0), Some(125), "{script}: {seen:#?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(8),
+            "{script}: stopped at a heartbeat: {:?}",
+            asked.elapsed()
+        );
+        let job = client.get(id).unwrap();
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        let expected = if force {
+            format!("cancelled by admin: {reason}")
+        } else {
+            format!("cancelled by admin: {reason}: {ended}")
+        };
+        assert_eq!(job.message.as_deref(), Some(expected.as_str()), "{seen:#?}");
+        let rest: Vec<String> = err.try_iter().collect();
+        assert!(
+            seen.iter()
+                .chain(&rest)
+                .any(|l| l.contains("sending SIGTERM")),
+            "{seen:#?} {rest:#?}"
+        );
+    }
+}
+
 // Without a service: what the command refuses before it asks anything.
 
 #[test]
@@ -501,6 +844,14 @@ fn bad_input_is_a_usage_error_with_a_clear_message() {
         (&["run"], "COMMAND"),
         (&["list", "--status", "DONE"], "not a job status"),
         (&["list", "--limit", "0"], "--limit"),
+        (
+            &["list", "--label", "novalue"],
+            "not a label like KEY=VALUE",
+        ),
+        (&["create", "--label", "=v"], "not a label like KEY=VALUE"),
+        (&["create", "--timeout", "0s"], "must be more than 0"),
+        (&["cancel", "abc"], "not a job id"),
+        (&["run", "--grace", "soon", "--", "true"], "not a duration"),
         (&["finish", "1", "maybe"], "maybe"),
         (
             &["--url", "ftp://x", "get", "1"],
@@ -549,7 +900,7 @@ fn bad_input_is_a_usage_error_with_a_clear_message() {
 #[test]
 fn every_command_explains_itself_with_an_example() {
     for command in [
-        "wait", "run", "get", "list", "create", "finish", "login", "logout",
+        "wait", "run", "get", "list", "create", "finish", "cancel", "login", "logout",
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus"))
             .args([command, "--help"])
