@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod service;
+mod stand_in;
 
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use asyncstatus_persistence::Backend;
 use serde_json::Value;
 
 use service::{exit_code, lines_of, wait_for_line, wait_until, Service};
+use stand_in::StandIn;
 
 /// Instantiates each `fn name(backend: Backend)` as `sqlite::name` and `postgres::name`.
 macro_rules! both_backends {
@@ -825,6 +827,203 @@ fn run_stops_its_command_when_the_job_is_cancelled_and_exits_125(backend: Backen
                 .any(|l| l.contains("sending SIGTERM")),
             "{seen:#?} {rest:#?}"
         );
+    }
+}
+
+// Against the stand-in (stand_in.rs): exactly what the client sends, and what it does with
+// the lifecycle keys of the answers.
+
+#[test]
+fn create_and_list_send_the_lifecycle_options_as_the_contract_says() {
+    let stand_in = StandIn::start();
+    let out = stand_in
+        .command()
+        .args([
+            "create",
+            "renewing",
+            "--kind",
+            "acme.renew",
+            "--key",
+            "acme-cdn1",
+        ])
+        .args(["--label", "cdn=cdn1", "--label", "xmlId=demo1"])
+        .args(["--timeout", "90s", "--heartbeat-timeout", "1m", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = stand_in
+        .command()
+        .args(["list", "--kind", "acme.renew", "--label", "cdn=cdn1"])
+        .args([
+            "--label",
+            "xmlId=demo1",
+            "--created-by",
+            "admin",
+            "--status",
+            "pending",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.starts_with("ID       STATUS     KIND       START_TIME"),
+        "{table}"
+    );
+    let requests = stand_in.requests();
+    let create = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path == "/api/4.0/async_status")
+        .unwrap();
+    assert_eq!(
+        create.body,
+        serde_json::json!({"message": "renewing", "kind": "acme.renew", "key": "acme-cdn1",
+            "labels": {"cdn": "cdn1", "xmlId": "demo1"}, "timeout": 90, "heartbeat_timeout": 60})
+    );
+    let list = requests.iter().find(|r| r.method == "GET").unwrap();
+    assert_eq!(
+        list.path,
+        "/api/4.0/async_status?status=PENDING&kind=acme.renew&created_by=admin\
+         &label=cdn%3Acdn1&label=xmlId%3Ademo1"
+    );
+    // A plain create sends its message only (Traffic Ops and older servers know no more).
+    let out = stand_in
+        .command()
+        .args(["create", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let last = stand_in.requests().pop().unwrap();
+    assert_eq!(last.body, serde_json::json!({"message": "plain"}));
+}
+
+#[test]
+fn run_sends_its_options_and_the_progress_its_command_prints() {
+    let stand_in = StandIn::start();
+    let dir = std::env::temp_dir().join(format!("asyncstatus-stand-in-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gate = dir.join("progress-gate");
+    let _ = std::fs::remove_file(&gate);
+    let script = format!(
+        "echo progress: 1/3; i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.05; \
+         i=$((i+1)); done; echo progress: 0/3; echo 'progress: 2/3'; echo done",
+        gate.display()
+    );
+    let mut child = service::Reaped(
+        stand_in
+            .command()
+            .args(["run", "--message", "backup", "--heartbeat", "100ms"])
+            .args([
+                "--kind",
+                "backup",
+                "--key",
+                "backup-db1",
+                "--label",
+                "host=db1",
+            ])
+            .args([
+                "--timeout",
+                "1h",
+                "--grace",
+                "5s",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(child.0.stderr.take().unwrap());
+    let progress_put = |done: u64| {
+        stand_in.requests().iter().any(|r| {
+            r.method == "PUT"
+                && r.body["status"] == "PENDING"
+                && r.body["progress"] == serde_json::json!({"done": done, "total": 3})
+        })
+    };
+    wait_until("a heartbeat carries progress 1/3", || progress_put(1));
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(
+        exit_code(&mut child.0),
+        Some(0),
+        "{:?}",
+        err.try_iter().collect::<Vec<_>>()
+    );
+    let requests = stand_in.requests();
+    let create = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/async_status"))
+        .unwrap();
+    assert_eq!(
+        create.body,
+        serde_json::json!({"message": "backup", "kind": "backup", "key": "backup-db1",
+            "labels": {"host": "db1"}, "timeout": 3600 + 5 + 60})
+    );
+    assert!(!progress_put(0), "progress went backwards: {requests:#?}");
+    let last = requests.iter().rfind(|r| r.method == "PUT").unwrap();
+    assert_eq!(
+        last.body,
+        serde_json::json!({"status": "SUCCEEDED", "message": "exit 0: done",
+            "progress": {"done": 2, "total": 3}})
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn run_stops_its_command_when_a_heartbeat_answer_shows_a_cancel_request() {
+    let stand_in = StandIn::start();
+    for (id, force) in [(1, false), (2, true)] {
+        let mut child = service::Reaped(
+            stand_in
+                .command()
+                .args(["run", "--heartbeat", "100ms", "--"])
+                .args(["sh", "-c", "echo ready; exec sleep 30"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let err = lines_of(child.0.stderr.take().unwrap());
+        let out = lines_of(child.0.stdout.take().unwrap());
+        let mut seen = Vec::new();
+        wait_for_line(&err, "created", &mut seen);
+        assert_eq!(created_id(&seen[0]), id);
+        wait_for_line(&out, "ready", &mut Vec::new());
+        let mut cancel = stand_in.command();
+        cancel.args(["cancel", &id.to_string(), "--reason", "not needed"]);
+        if force {
+            cancel.arg("--force");
+        }
+        let cancelled = cancel.output().unwrap();
+        assert_eq!(cancelled.status.code(), Some(0), "{}", stderr(&cancelled));
+        assert!(
+            stdout(&cancelled).contains("cancel requested by admin: not needed"),
+            "{}",
+            stdout(&cancelled)
+        );
+        assert_eq!(exit_code(&mut child.0), Some(125), "{seen:#?}");
+        let rest: Vec<String> = err.try_iter().collect();
+        let job = stand_in.job(id);
+        assert_eq!(job["status"], "FAILED");
+        let expected = if force {
+            "cancelled by admin: not needed"
+        } else {
+            "cancelled by admin: not needed: killed by signal 15 (SIGTERM): ready"
+        };
+        assert_eq!(job["message"], expected, "{rest:#?}");
+        let requests = stand_in.requests();
+        let cancel_request = requests
+            .iter()
+            .find(|r| r.path == format!("/api/4.0/async_status/{id}/cancel"))
+            .unwrap();
+        let mut body = serde_json::json!({"reason": "not needed"});
+        if force {
+            body["force"] = serde_json::json!(true);
+        }
+        assert_eq!(cancel_request.body, body);
     }
 }
 

@@ -596,8 +596,11 @@ pub fn run(client: &Client, options: RunOptions) -> u8 {
             (None, None) => (JobStatus::Failed, "ended without a status".into(), 1),
         },
     };
-    let (message, code) = match (stopped, options.timeout) {
+    // A command that run stopped failed, however it exited (it may catch SIGTERM and exit 0).
+    let cancelled = matches!(stopped, Some(Stop::Cancel { .. }));
+    let (job_status, message, code) = match (stopped, options.timeout) {
         (Some(Stop::Timeout), Some(limit)) => (
+            JobStatus::Failed,
             format!(
                 "timed out after {}: {message}",
                 humantime::format_duration(limit)
@@ -610,17 +613,18 @@ pub fn run(client: &Client, options: RunOptions) -> u8 {
             return exit::CANCELLED;
         }
         (Some(Stop::Cancel { by, reason, .. }), _) => (
+            JobStatus::Failed,
             format!(
                 "{}: {message}",
                 Stop::cancel_head(by.as_deref(), reason.as_deref())
             ),
             exit::CANCELLED,
         ),
-        _ => (message, code),
+        _ => (job_status, message, code),
     };
     let mut last = Final::new(job_status, message, code);
     last.progress = progress;
-    last.cancelled = code == exit::CANCELLED;
+    last.cancelled = cancelled;
     finish(client, id, last, &options)
 }
 
