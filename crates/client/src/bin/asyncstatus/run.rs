@@ -193,8 +193,19 @@ impl Stopper {
         true
     }
 
-    /// Stops the command when `job` (a heartbeat's answer) says its cancel was requested.
-    fn stop_if_cancelled(&self, id: i64, job: &Job) {
+    /// True once the command is being stopped (or has exited).
+    fn stopping(&self) -> bool {
+        self.exited.load(Ordering::SeqCst)
+            || self
+                .stop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+    }
+
+    /// Stops the command when `job` (a heartbeat's answer) says its cancel was requested;
+    /// true when it did.
+    fn stop_if_cancelled(&self, id: i64, job: &Job) -> bool {
         let forced = job.status.is_final();
         let by_message = forced
             && job
@@ -202,7 +213,7 @@ impl Stopper {
                 .as_deref()
                 .is_some_and(|m| m.starts_with("cancelled by "));
         if !(job.cancel_requested || by_message) {
-            return;
+            return false;
         }
         let head = Stop::cancel_head(
             job.cancel_requested_by.as_deref(),
@@ -223,7 +234,7 @@ impl Stopper {
                 forced,
             },
             &announce,
-        );
+        )
     }
 }
 
@@ -510,10 +521,18 @@ pub fn run(client: &Client, options: RunOptions) -> u8 {
                             stopper.stop_if_cancelled(id, &job);
                         }
                     }
-                    // Finished by someone else: a forced cancel stops the command too.
-                    Err(Error::Api { status: 409, .. }) if stopper.is_some() => {
-                        if let (Ok(job), Some(stopper)) = (client.get(id), &stopper) {
-                            stopper.stop_if_cancelled(id, &job);
+                    // Finished by someone else: a forced cancel stops the command too;
+                    // anything else is reported once, as an outage is.
+                    Err(e @ Error::Api { status: 409, .. }) => {
+                        let stopped = stopper.as_ref().is_some_and(|stopper| {
+                            stopper.stopping()
+                                || client
+                                    .get(id)
+                                    .is_ok_and(|job| stopper.stop_if_cancelled(id, &job))
+                        });
+                        if !stopped && !failing {
+                            failing = true;
+                            eprintln!("asyncstatus: heartbeat of job {id} failed (the command keeps running): {e}");
                         }
                     }
                     Err(e) if !failing => {
