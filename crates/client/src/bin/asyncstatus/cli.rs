@@ -25,7 +25,8 @@ ASYNCSTATUS_PASSWORD is not set).
 
 Exit status: 0 success (wait: the job SUCCEEDED), 1 the job FAILED, 2 a usage error, a refused
 TLS certificate or a 4xx answer, 3 the service stayed unreachable through the retries (or answered 5xx), 124 the
-timeout passed; run exits with its command's status.";
+timeout passed; run exits with its command's status (125 when it stopped the command because
+the job was cancelled).";
 
 const EXAMPLES: &str = "\
 Examples:
