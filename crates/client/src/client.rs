@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{chain, Error};
+use crate::events::Events;
 use crate::job::{Job, Progress};
 
 /// The longest `Prefer: wait` asked for in one request (the service's default cap).
@@ -527,14 +528,67 @@ impl Client {
 
     /// `GET async_status`, ordered by id.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, Error> {
-        let mut url = reqwest::Url::parse(&format!("{}/async_status", self.api))
-            .map_err(|e| Error::Config(format!("the list URL: {e}")))?;
+        let url = self.filtered_url("async_status", filter, true)?;
+        let answer = self.send(self.call(Method::GET, &url))?;
+        Ok(parse::<Envelope<Vec<Job>>>("GET", &url, &answer)?.response)
+    }
+
+    /// `GET async_status/events`: the stream of changes to the jobs that `filter` selects
+    /// (its `limit` is not used), as they happen, from every replica. See [`Events`] for
+    /// when it ends. Opening it is tried once (with a login again on 401), not retried.
+    pub fn events(&self, filter: &ListFilter) -> Result<Events, Error> {
+        let url = self.filtered_url("async_status/events", filter, false)?;
+        let mut logged_in_again = false;
+        loop {
+            // No request timeout: the stream has no end; each read still times out after
+            // the client's 30 s (reqwest's blocking default), twice the keep-alive interval.
+            let mut request = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, "text/event-stream");
+            if let Some(token) = self.current_token()? {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().map_err(|e| request_error("GET", &url, &e))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(Events::new(Box::new(response), url));
+            }
+            if status == StatusCode::UNAUTHORIZED
+                && !logged_in_again
+                && matches!(*self.credentials, Credentials::Password { .. })
+            {
+                logged_in_again = true;
+                *self.token.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                continue;
+            }
+            return match read_whole(response) {
+                Ok(Ok(answer)) => Err(api_error("GET", &url, &answer)),
+                Ok(Err(detail)) => Err(Error::InvalidResponse {
+                    method: "GET",
+                    url,
+                    detail,
+                }),
+                Err(e) => Err(request_error("GET", &url, &e)),
+            };
+        }
+    }
+
+    /// `{api}/{path}?…` with the filters of `filter` that are set.
+    fn filtered_url(
+        &self,
+        path: &str,
+        filter: &ListFilter,
+        with_limit: bool,
+    ) -> Result<String, Error> {
+        let mut url = reqwest::Url::parse(&format!("{}/{path}", self.api))
+            .map_err(|e| Error::Config(format!("the URL of {path}: {e}")))?;
         {
             let mut query = url.query_pairs_mut();
             if let Some(status) = filter.status {
                 query.append_pair("status", status.as_str());
             }
-            if let Some(limit) = filter.limit {
+            if let Some(limit) = filter.limit.filter(|_| with_limit) {
                 query.append_pair("limit", &limit.to_string());
             }
             if let Some(kind) = &filter.kind {
@@ -547,9 +601,11 @@ impl Client {
                 query.append_pair("label", &format!("{key}:{value}"));
             }
         }
-        let url = url.to_string();
-        let answer = self.send(self.call(Method::GET, &url))?;
-        Ok(parse::<Envelope<Vec<Job>>>("GET", &url, &answer)?.response)
+        let mut url = url.to_string();
+        if url.ends_with('?') {
+            url.pop();
+        }
+        Ok(url)
     }
 
     /// `POST async_status`: a new `PENDING` job — or, when [`NewJob::key`] names a `PENDING`
@@ -779,22 +835,10 @@ impl Client {
                     error
                 }
                 Err(e) => {
-                    let detail = chain(&e);
-                    if detail.contains("invalid peer certificate") {
-                        return Err(Error::Tls {
-                            method: name,
-                            url: url.to_owned(),
-                            detail,
-                        });
-                    }
+                    let error = request_error(name, url, &e);
                     // A connection that was never made surely sent nothing.
                     let not_sent = e.is_connect();
-                    let error = Error::Unreachable {
-                        method: name,
-                        url: url.to_owned(),
-                        detail,
-                    };
-                    if !(idempotent || not_sent) {
+                    if matches!(error, Error::Tls { .. }) || !(idempotent || not_sent) {
                         return Err(error);
                     }
                     error
@@ -835,6 +879,24 @@ fn read_whole(response: Response) -> Result<Result<Answer, String>, reqwest::Err
         headers,
         body,
     }))
+}
+
+/// A request that got no answer: a refused TLS certificate, or the service unreachable.
+fn request_error(method: &'static str, url: &str, error: &reqwest::Error) -> Error {
+    let detail = chain(error);
+    if detail.contains("invalid peer certificate") {
+        Error::Tls {
+            method,
+            url: url.to_owned(),
+            detail,
+        }
+    } else {
+        Error::Unreachable {
+            method,
+            url: url.to_owned(),
+            detail,
+        }
+    }
 }
 
 fn method_name(method: &Method) -> &'static str {

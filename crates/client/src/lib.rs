@@ -33,12 +33,14 @@
 
 mod client;
 mod error;
+mod events;
 mod job;
 
 pub use client::{
     Client, ClientBuilder, Created, Credentials, JobUpdate, ListFilter, NewJob, Polled, WaitOutcome,
 };
 pub use error::Error;
+pub use events::{Event, Events};
 pub use job::{job_id_of, Job, Progress};
 
 pub use asyncstatus_domain::JobStatus;

@@ -41,6 +41,7 @@ both_backends!(
     cancel_asks_the_producer_to_stop_and_force_fails_the_job_at_once,
     run_sends_the_progress_its_command_prints_and_its_kind_labels_and_key,
     run_stops_its_command_when_the_job_is_cancelled_and_exits_125,
+    the_event_stream_of_the_library_sees_the_jobs_it_selects_change,
 );
 
 fn stdout(out: &Output) -> String {
@@ -830,6 +831,66 @@ fn run_stops_its_command_when_the_job_is_cancelled_and_exits_125(backend: Backen
     }
 }
 
+fn the_event_stream_of_the_library_sees_the_jobs_it_selects_change(backend: Backend) {
+    use asyncstatus_client::{Event, ListFilter, NewJob};
+    let Some(service) = Service::start(backend, &[]) else {
+        return;
+    };
+    let client = service.client();
+    let filter = ListFilter {
+        kind: Some("backup".into()),
+        ..ListFilter::default()
+    };
+    let events = client.events(&filter).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for event in events {
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    // Until the stream is surely open, a created job may be missed: create until one is seen.
+    let mut created = Vec::new();
+    let first = loop {
+        let job = client
+            .create(NewJob::new().message("nightly").kind("backup"))
+            .unwrap()
+            .job;
+        created.push(job.id);
+        client.create(NewJob::new().kind("other")).unwrap();
+        if let Ok(event) = rx.recv_timeout(Duration::from_millis(500)) {
+            break event.unwrap();
+        }
+        assert!(created.len() < 20, "no event for {created:?}");
+    };
+    let Event::Job(job) = first else {
+        panic!("{first:?}")
+    };
+    assert!(created.contains(&job.id), "{job:?}");
+    let id = *created.last().unwrap();
+    client
+        .update(id, JobStatus::Succeeded, Some("backed up"))
+        .unwrap();
+    let deadline = Instant::now() + service::DEADLINE;
+    loop {
+        let event = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the change's event")
+            .unwrap();
+        match event {
+            Event::Job(job) if job.kind.as_deref() != Some("backup") => {
+                panic!("an event the filter does not select: {job:?}")
+            }
+            Event::Job(job) if job.id == id && job.status == JobStatus::Succeeded => {
+                assert_eq!(job.message.as_deref(), Some("backed up"));
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
 // Against the stand-in (stand_in.rs): exactly what the client sends, and what it does with
 // the lifecycle keys of the answers.
 
@@ -1025,6 +1086,70 @@ fn run_stops_its_command_when_a_heartbeat_answer_shows_a_cancel_request() {
         }
         assert_eq!(cancel_request.body, body);
     }
+}
+
+#[test]
+fn the_event_stream_delivers_creates_changes_and_deletions_until_it_is_closed() {
+    use asyncstatus_client::{Event, ListFilter};
+    let stand_in = StandIn::start();
+    let client = asyncstatus_client::Client::builder(stand_in.url())
+        .credentials(asyncstatus_client::Credentials::Password {
+            user: "admin".into(),
+            password: "whatever".into(),
+        })
+        .build()
+        .unwrap();
+    let filter = ListFilter {
+        kind: Some("backup".into()),
+        labels: vec![("host".into(), "db1".into())],
+        ..ListFilter::default()
+    };
+    let events = client.events(&filter).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for event in events {
+            tx.send(event.unwrap()).unwrap();
+        }
+    });
+    wait_until("the stream is open", || stand_in.streams() == 1);
+    let created = client
+        .create(
+            asyncstatus_client::NewJob::new()
+                .message("one")
+                .kind("backup"),
+        )
+        .unwrap();
+    let id = created.job.id;
+    client
+        .update(id, JobStatus::Succeeded, Some("done"))
+        .unwrap();
+    let out = stand_in
+        .command()
+        .args(["get", &id.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    reqwest::blocking::Client::new()
+        .delete(format!("{}/api/4.0/async_status/{id}", stand_in.url()))
+        .send()
+        .unwrap();
+    let next = || rx.recv_timeout(service::DEADLINE).unwrap();
+    assert!(matches!(next(), Event::Job(job) if job.id == id && job.status == JobStatus::Pending));
+    assert!(
+        matches!(next(), Event::Job(job) if job.id == id && job.message.as_deref() == Some("done"))
+    );
+    assert_eq!(next(), Event::Deleted(id));
+    stand_in.close_streams();
+    reader.join().unwrap();
+    let stream = stand_in
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("/events"))
+        .unwrap();
+    assert_eq!(
+        stream.path,
+        "/api/4.0/async_status/events?kind=backup&label=host%3Adb1"
+    );
 }
 
 // Without a service: what the command refuses before it asks anything.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use serde_json::{json, Value};
 
@@ -24,6 +24,17 @@ pub struct Request {
 struct State {
     jobs: BTreeMap<i64, Value>,
     requests: Vec<Request>,
+    /// The open event streams: each gets every event's text.
+    streams: Vec<mpsc::Sender<String>>,
+}
+
+impl State {
+    /// Sends an event to every open stream.
+    fn publish(&mut self, name: &str, data: &Value) {
+        let text = format!("event: {name}\ndata: {data}\n\n");
+        self.streams
+            .retain(|stream| stream.send(text.clone()).is_ok());
+    }
 }
 
 pub struct StandIn {
@@ -69,6 +80,31 @@ impl StandIn {
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
     }
+
+    /// How many event streams are open.
+    pub fn streams(&self) -> usize {
+        self.state.lock().unwrap().streams.len()
+    }
+
+    /// Ends every event stream (as the service does when it shuts down).
+    pub fn close_streams(&self) {
+        self.state.lock().unwrap().streams.clear();
+    }
+}
+
+/// `GET …/events`: a comment, then every event published, until the stream is closed.
+fn stream_events(mut writer: TcpStream, state: &Mutex<State>) {
+    let (tx, rx) = mpsc::channel();
+    state.lock().unwrap().streams.push(tx);
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n: stream open\n\n";
+    if writer.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    for text in rx {
+        if writer.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) {
@@ -105,6 +141,15 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             return;
         }
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if method == "GET" && path.starts_with("/api/4.0/async_status/events") {
+            state
+                .lock()
+                .unwrap()
+                .requests
+                .push(Request { method, path, body });
+            stream_events(writer, state);
+            return;
+        }
         let (status, headers, answer) = answer(state, &method, &path, &body);
         let text = answer.to_string();
         let mut head = format!(
@@ -166,13 +211,24 @@ fn answer(
                 "cancel_requested_by": null, "last_updated": now(),
             });
             state.jobs.insert(id, job.clone());
+            state.publish("job", &job);
             (
                 202,
                 vec![("Location", format!("/api/4.0/async_status/{id}"))],
                 json!({"response": job}),
             )
         }
+        ("DELETE", ["async_status", id]) => {
+            match id.parse().ok().and_then(|id| state.jobs.remove(&id)) {
+                Some(job) => {
+                    state.publish("deleted", &job["id"]);
+                    (200, vec![], json!({"alerts": []}))
+                }
+                None => (404, vec![], alert("async status not found")),
+            }
+        }
         (_, ["async_status", id, tail @ ..]) => {
+            let state = &mut *state;
             let Some(job) = id.parse().ok().and_then(|id| state.jobs.get_mut(&id)) else {
                 return (404, vec![], alert("async status not found"));
             };
@@ -198,6 +254,8 @@ fn answer(
                         job["end_time"] = json!(now());
                     }
                     job["last_updated"] = json!(now());
+                    let job = job.clone();
+                    state.publish("job", &job);
                     (200, vec![], json!({"response": job}))
                 }
                 ("POST", ["cancel"]) => {
@@ -210,6 +268,8 @@ fn answer(
                         let reason = body["reason"].as_str().unwrap_or_default();
                         job["message"] = json!(format!("cancelled by admin: {reason}"));
                     }
+                    let job = job.clone();
+                    state.publish("job", &job);
                     (202, vec![], json!({"response": job}))
                 }
                 _ => (405, vec![], alert("method not allowed")),
