@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::web;
-use asyncstatus_persistence::{now_micros, Store, StoreError, SweepBatch};
+use asyncstatus_persistence::{now_micros, Overdue, Store, StoreError, SweepBatch};
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -44,11 +44,20 @@ pub async fn sweep(state: &web::Data<AppState>) -> Result<Sweep, ApiError> {
     Ok(Sweep { abandoned, purged })
 }
 
-/// Fails the jobs left `PENDING` longer than `jobs.stale_after`; how many.
+/// Fails the `PENDING` jobs past their deadline, and those left without an update longer than
+/// their `heartbeat_timeout` or else `jobs.stale_after`; how many.
 pub async fn fail_stale(state: &web::Data<AppState>) -> Result<usize, ApiError> {
     let now = now_micros();
     let cutoff = before(now, state.settings.jobs.stale_after);
-    in_batches(state, move |store| store.fail_stale_batch(cutoff, now)).await
+    let mut failed = 0;
+    for overdue in [
+        Overdue::Deadline,
+        Overdue::Heartbeat,
+        Overdue::Stale(cutoff),
+    ] {
+        failed += in_batches(state, move |store| store.fail_overdue_batch(overdue, now)).await?;
+    }
+    Ok(failed)
 }
 
 /// Runs `batch` until it reports its last, each batch its own trip through the database gate

@@ -163,6 +163,19 @@ pub struct JobsSettings {
     pub max_waiters: usize,
     /// Long-poll waiters at once of one user; past it `Prefer: wait` is ignored.
     pub max_waiters_per_user: usize,
+    /// The longest `timeout` a job may be given.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// The longest `heartbeat_timeout` a job may be given; `None` is `stale_after`.
+    #[serde(default, with = "humantime_serde")]
+    pub max_heartbeat_timeout: Option<Duration>,
+}
+
+impl JobsSettings {
+    /// The longest `heartbeat_timeout` a job may be given.
+    pub fn heartbeat_timeout_cap(&self) -> Duration {
+        self.max_heartbeat_timeout.unwrap_or(self.stale_after)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -454,12 +467,16 @@ impl Settings {
             ("server.body_timeout", self.server.body_timeout),
             ("jobs.stale_after", self.jobs.stale_after),
             ("jobs.reaper_interval", self.jobs.reaper_interval),
+            ("jobs.max_timeout", self.jobs.max_timeout),
             ("auth.login_window", self.auth.login_window),
             ("auth.login_max_delay", self.auth.login_max_delay),
         ] {
             if value.is_zero() {
                 return Err(invalid(format!("{key} must be more than 0s")));
             }
+        }
+        if self.jobs.heartbeat_timeout_cap() < Duration::from_secs(1) {
+            return Err(invalid("jobs.max_heartbeat_timeout must be at least 1s"));
         }
         if self.auth.login_max_delay < Duration::from_secs(1) {
             return Err(invalid(

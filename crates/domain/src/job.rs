@@ -1,17 +1,21 @@
 //! Jobs (`async_status` rows) and the rules for changing them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::validate::{validate_message, ValidationError};
+
 /// The state of a job. Serialized as Traffic Ops spells it: `PENDING`, `SUCCEEDED`, `FAILED`;
 /// read only from a string of those (through [`FromStr`]), so any other value is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE", try_from = "String")]
 pub enum JobStatus {
     /// The job has started and not finished.
+    #[default]
     Pending,
     /// The job finished successfully. Final.
     Succeeded,
@@ -69,9 +73,31 @@ impl TryFrom<String> for JobStatus {
     }
 }
 
-/// One job record: Traffic Ops' columns plus `last_updated`, the time of the last change
-/// (creation, heartbeat or finish), which drives staleness, `ETag` and `Last-Modified`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A job's labels: string pairs given at creation (see [`validate_labels`]), in key order.
+pub type Labels = BTreeMap<String, String>;
+
+/// How far a job has got: `done` of `total` steps, `0 <= done <= total`, `total >= 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: i64,
+    pub total: i64,
+}
+
+impl Progress {
+    /// The progress if it keeps the rules.
+    pub fn new(done: i64, total: i64) -> Result<Progress, ValidationError> {
+        if total >= 1 && (0..=total).contains(&done) {
+            Ok(Progress { done, total })
+        } else {
+            Err(ValidationError::Progress)
+        }
+    }
+}
+
+/// One job record: Traffic Ops' columns, `last_updated` (the time of the last change:
+/// creation, heartbeat, cancel request or finish, which drives staleness, `ETag` and
+/// `Last-Modified`), and the lifecycle of issue 14.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AsyncStatus {
     pub id: i64,
     pub status: JobStatus,
@@ -79,6 +105,51 @@ pub struct AsyncStatus {
     pub start_time: DateTime<Utc>,
     pub end_time: Option<DateTime<Utc>>,
     pub last_updated: DateTime<Utc>,
+    /// What sort of job (see [`validate_kind`]).
+    pub kind: Option<String>,
+    pub labels: Labels,
+    /// The username that created the job.
+    pub created_by: Option<String>,
+    pub progress: Option<Progress>,
+    /// When the reaper fails the job whatever its heartbeats.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Seconds without an update after which the reaper fails the job, instead of
+    /// `jobs.stale_after`.
+    pub heartbeat_timeout: Option<i64>,
+    pub cancel_requested: bool,
+    pub cancel_reason: Option<String>,
+    pub cancel_requested_by: Option<String>,
+}
+
+/// What a producer gives to start a job, validated (see [`NewJob::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewJob {
+    pub message: Option<String>,
+    pub kind: Option<String>,
+    pub labels: Labels,
+    /// The single-flight key: while a `PENDING` job has it, no other job is created with it.
+    pub key: Option<String>,
+    /// The username of the creator.
+    pub created_by: Option<String>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub heartbeat_timeout: Option<i64>,
+}
+
+impl NewJob {
+    /// Checks the message, kind, labels and key; the text names the field.
+    pub fn check(&self) -> Result<(), (&'static str, ValidationError)> {
+        if let Some(m) = &self.message {
+            validate_message(m).map_err(|e| ("message", e))?;
+        }
+        if let Some(k) = &self.kind {
+            validate_kind(k).map_err(|e| ("kind", e))?;
+        }
+        validate_labels(&self.labels).map_err(|e| ("labels", e))?;
+        if let Some(k) = &self.key {
+            validate_key(k).map_err(|e| ("key", e))?;
+        }
+        Ok(())
+    }
 }
 
 /// What a producer asks for in `PUT async_status/{id}`.
@@ -86,6 +157,8 @@ pub struct AsyncStatus {
 pub struct JobUpdate {
     pub status: JobStatus,
     pub message: Option<String>,
+    /// `None` keeps the stored progress.
+    pub progress: Option<Progress>,
 }
 
 impl JobUpdate {
@@ -93,6 +166,84 @@ impl JobUpdate {
     pub fn end_time(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.status.is_final().then_some(now)
     }
+}
+
+/// A request to cancel a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelRequest {
+    /// Who asks.
+    pub by: String,
+    pub reason: Option<String>,
+    /// Finish the job as `FAILED` at once instead of asking its producer.
+    pub force: bool,
+}
+
+impl CancelRequest {
+    /// The message of a job finished by a forced cancel.
+    pub fn message(&self) -> String {
+        match &self.reason {
+            Some(reason) => format!("cancelled by {}: {reason}", self.by),
+            None => format!("cancelled by {}", self.by),
+        }
+    }
+}
+
+/// Longest cancel reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+/// A cancel reason: at most [`MAX_REASON_BYTES`], no NUL.
+pub fn validate_reason(reason: &str) -> Result<(), ValidationError> {
+    (reason.len() <= MAX_REASON_BYTES && !reason.contains('\0'))
+        .then_some(())
+        .ok_or(ValidationError::Reason)
+}
+
+/// A job kind: 1–64 characters of `a-z 0-9 . _ -`.
+pub fn validate_kind(kind: &str) -> Result<(), ValidationError> {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+    (!kind.is_empty() && kind.len() <= 64 && kind.chars().all(ok))
+        .then_some(())
+        .ok_or(ValidationError::Kind)
+}
+
+/// Most labels a job may have.
+pub const MAX_LABELS: usize = 16;
+/// Longest label value, in characters.
+pub const MAX_LABEL_VALUE_CHARS: usize = 256;
+
+/// A label key: 1–64 characters of `A-Z a-z 0-9 . _ / -`.
+pub fn validate_label_key(key: &str) -> Result<(), ValidationError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._/-".contains(c);
+    (!key.is_empty() && key.len() <= 64 && key.chars().all(ok))
+        .then_some(())
+        .ok_or(ValidationError::LabelKey)
+}
+
+/// A label value: at most 256 characters, none of them NUL.
+pub fn validate_label_value(value: &str) -> Result<(), ValidationError> {
+    (value.chars().count() <= MAX_LABEL_VALUE_CHARS && !value.contains('\0'))
+        .then_some(())
+        .ok_or(ValidationError::LabelValue)
+}
+
+/// At most [`MAX_LABELS`] pairs, each key and value valid.
+pub fn validate_labels(labels: &Labels) -> Result<(), ValidationError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ValidationError::Labels);
+    }
+    for (key, value) in labels {
+        validate_label_key(key)?;
+        validate_label_value(value)?;
+    }
+    Ok(())
+}
+
+/// A single-flight key: 1–200 characters, no control character.
+pub fn validate_key(key: &str) -> Result<(), ValidationError> {
+    let count = key.chars().count();
+    ((1..=200).contains(&count) && !key.chars().any(char::is_control))
+        .then_some(())
+        .ok_or(ValidationError::Key)
 }
 
 /// Why an update may not be applied.
@@ -111,6 +262,14 @@ pub fn check_transition(current: JobStatus, _update: &JobUpdate) -> Result<(), T
     } else {
         Ok(())
     }
+}
+
+/// The message a job gets when the reaper fails it at its deadline.
+pub fn deadline_message(deadline: DateTime<Utc>) -> String {
+    format!(
+        "Deadline passed: the job had to finish by {}.",
+        deadline.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    )
 }
 
 /// The message a job gets when the reaper fails it for lack of updates since `since`.
@@ -145,6 +304,7 @@ mod tests {
         let update = |status| JobUpdate {
             status,
             message: None,
+            progress: None,
         };
         for to in JobStatus::ALL {
             assert_eq!(check_transition(JobStatus::Pending, &update(to)), Ok(()));
@@ -163,12 +323,14 @@ mod tests {
         let heartbeat = JobUpdate {
             status: JobStatus::Pending,
             message: None,
+            progress: None,
         };
         assert_eq!(heartbeat.end_time(now), None);
         for done in [JobStatus::Succeeded, JobStatus::Failed] {
             let finish = JobUpdate {
                 status: done,
                 message: None,
+                progress: None,
             };
             assert_eq!(finish.end_time(now), Some(now));
         }
@@ -180,6 +342,67 @@ mod tests {
             TransitionError::AlreadyFinished(JobStatus::Failed).to_string(),
             "async status is already FAILED and can no longer be changed"
         );
+    }
+
+    #[test]
+    fn progress_keeps_its_bounds() {
+        assert_eq!(Progress::new(0, 1), Ok(Progress { done: 0, total: 1 }));
+        assert_eq!(Progress::new(3, 3), Ok(Progress { done: 3, total: 3 }));
+        for (done, total) in [(0, 0), (-1, 3), (4, 3), (1, -1)] {
+            assert_eq!(Progress::new(done, total), Err(ValidationError::Progress));
+        }
+    }
+
+    #[test]
+    fn kinds_labels_and_keys() {
+        for ok in ["acme", "dnssec.refresh", "a-b_c.9", &"k".repeat(64)] {
+            assert_eq!(validate_kind(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "ACME", "a b", "a/b", &"k".repeat(65)] {
+            assert_eq!(validate_kind(bad), Err(ValidationError::Kind), "{bad}");
+        }
+        let labels = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            validate_labels(&labels(&[("cdn", "cdn1"), ("a/B.c-d_e", "")])),
+            Ok(())
+        );
+        assert_eq!(
+            validate_labels(&labels(&[("", "x")])),
+            Err(ValidationError::LabelKey)
+        );
+        assert_eq!(
+            validate_labels(&labels(&[("a:b", "x")])),
+            Err(ValidationError::LabelKey)
+        );
+        let long = "é".repeat(257);
+        assert_eq!(
+            validate_labels(&labels(&[("a", &long)])),
+            Err(ValidationError::LabelValue)
+        );
+        assert_eq!(validate_labels(&labels(&[("a", &long[..512])])), Ok(()));
+        let many: Labels = (0..17).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(validate_labels(&many), Err(ValidationError::Labels));
+        assert_eq!(validate_key("renew cdn1"), Ok(()));
+        for bad in ["", "a\nb", &"k".repeat(201)] {
+            assert_eq!(validate_key(bad), Err(ValidationError::Key));
+        }
+    }
+
+    #[test]
+    fn forced_cancel_message_names_the_user_and_reason() {
+        let mut cancel = CancelRequest {
+            by: "ops".into(),
+            reason: Some("wrong cdn".into()),
+            force: true,
+        };
+        assert_eq!(cancel.message(), "cancelled by ops: wrong cdn");
+        cancel.reason = None;
+        assert_eq!(cancel.message(), "cancelled by ops");
     }
 
     #[test]

@@ -10,7 +10,10 @@ pub mod list;
 pub mod permission;
 pub mod validate;
 
-pub use job::{AsyncStatus, JobStatus, JobUpdate, TransitionError, UnknownStatus};
+pub use job::{
+    AsyncStatus, CancelRequest, JobStatus, JobUpdate, Labels, NewJob, Progress, TransitionError,
+    UnknownStatus,
+};
 pub use list::{After, ListParams, ListQuery, ListQueryError, OrderBy, SortOrder};
 pub use permission::{Permission, ADMIN_ROLE, DISALLOWED_ROLE};
 pub use validate::{

@@ -23,6 +23,7 @@ pub enum OrderBy {
     Id,
     StartTime,
     EndTime,
+    LastUpdated,
 }
 
 /// Direction of the ordering.
@@ -48,6 +49,15 @@ pub struct ListParams {
     pub offset: Option<i64>,
     pub page: Option<i64>,
     pub cursor: Option<String>,
+    pub kind: Option<String>,
+    pub created_by: Option<String>,
+    #[serde(rename = "newerThan")]
+    pub newer_than: Option<String>,
+    #[serde(rename = "olderThan")]
+    pub older_than: Option<String>,
+    /// Every `label=key:value` given (the parameter may repeat, so the caller collects it).
+    #[serde(skip)]
+    pub label: Vec<String>,
 }
 
 /// Where a cursor page starts: after the job with this sort key, in the query's order.
@@ -73,6 +83,26 @@ pub struct ListQuery {
     pub offset: i64,
     /// With a cursor: only the jobs after this one (and `offset` is 0).
     pub after: Option<After>,
+    pub kind: Option<String>,
+    pub created_by: Option<String>,
+    /// Every pair must be among the job's labels.
+    pub labels: Vec<(String, String)>,
+    /// Only jobs started after this time.
+    pub newer_than: Option<DateTime<Utc>>,
+    /// Only jobs started before this time.
+    pub older_than: Option<DateTime<Utc>>,
+}
+
+impl ListQuery {
+    /// True when a filter beyond `status` and `id` is given: such a query's count is made by
+    /// counting its rows (in an index), not from the status counters.
+    pub fn has_row_filters(&self) -> bool {
+        self.kind.is_some()
+            || self.created_by.is_some()
+            || !self.labels.is_empty()
+            || self.newer_than.is_some()
+            || self.older_than.is_some()
+    }
 }
 
 /// A query parameter that cannot be used; the text names it.
@@ -81,15 +111,20 @@ pub struct ListQuery {
 pub struct ListQueryError(pub String);
 
 /// What each list parameter must be.
-const RULES: [(&str, &str); 8] = [
+const RULES: [(&str, &str); 13] = [
     ("status", "one of PENDING, SUCCEEDED, FAILED"),
     ("id", "an integer"),
-    ("orderby", "one of id, start_time, end_time"),
+    ("orderby", "one of id, start_time, end_time, last_updated"),
     ("sortOrder", "'asc' or 'desc'"),
     ("limit", "a positive integer or -1"),
     ("offset", "a non-negative integer"),
     ("page", "a positive integer"),
     ("cursor", "the summary.next of an earlier answer"),
+    ("kind", "1 to 64 characters of a-z, 0-9, '.', '_' or '-'"),
+    ("created_by", "a username of 1 to 128 characters"),
+    ("label", "key:value, the key 1 to 64 characters of letters, digits, '.', '_', '/' or '-', the value at most 256 characters (at most 16 labels)"),
+    ("newerThan", "an RFC 3339 time such as 2021-02-18T17:13:56Z"),
+    ("olderThan", "an RFC 3339 time such as 2021-02-18T17:13:56Z"),
 ];
 
 impl ListQueryError {
@@ -130,6 +165,56 @@ fn at_least(value: Option<i64>, min: i64, name: &str) -> Result<Option<i64>, Lis
     }
 }
 
+/// An RFC 3339 time of the parameter `name`.
+fn time_param(raw: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ListQueryError> {
+    raw.map(|raw| {
+        DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| ListQueryError::invalid(name))
+    })
+    .transpose()
+}
+
+/// The row filters of `params`: kind, created_by, labels, newerThan, olderThan.
+type RowFilters = (
+    Option<String>,
+    Option<String>,
+    Vec<(String, String)>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+fn row_filters(params: &ListParams) -> Result<RowFilters, ListQueryError> {
+    if let Some(kind) = &params.kind {
+        crate::job::validate_kind(kind).map_err(|_| ListQueryError::invalid("kind"))?;
+    }
+    if let Some(user) = &params.created_by {
+        crate::validate::validate_login_username(user)
+            .map_err(|_| ListQueryError::invalid("created_by"))?;
+    }
+    if params.label.len() > crate::job::MAX_LABELS {
+        return Err(ListQueryError::invalid("label"));
+    }
+    let mut labels = Vec::with_capacity(params.label.len());
+    for raw in &params.label {
+        let (key, value) = raw
+            .split_once(':')
+            .ok_or_else(|| ListQueryError::invalid("label"))?;
+        crate::job::validate_label_key(key).map_err(|_| ListQueryError::invalid("label"))?;
+        crate::job::validate_label_value(value).map_err(|_| ListQueryError::invalid("label"))?;
+        labels.push((key.to_owned(), value.to_owned()));
+    }
+    let newer = time_param(params.newer_than.as_deref(), "newerThan")?;
+    let older = time_param(params.older_than.as_deref(), "olderThan")?;
+    Ok((
+        params.kind.clone(),
+        params.created_by.clone(),
+        labels,
+        newer,
+        older,
+    ))
+}
+
 impl TryFrom<ListParams> for ListQuery {
     type Error = ListQueryError;
 
@@ -142,6 +227,7 @@ impl TryFrom<ListParams> for ListQuery {
         let limit = at_least(params.limit, -1, "limit")?.filter(|n| *n > 0);
         let offset = at_least(params.offset, 0, "offset")?;
         let page = at_least(params.page, 1, "page")?;
+        let (kind, created_by, labels, newer_than, older_than) = row_filters(&params)?;
         if (offset.is_some() || page.is_some()) && limit.is_none() {
             let name = if offset.is_some() { "offset" } else { "page" };
             return Err(ListQueryError(format!(
@@ -167,8 +253,15 @@ impl TryFrom<ListParams> for ListQuery {
                         .into(),
                 ));
             }
+            // The row filters are not in the cursor (labels would make it long): they are given
+            // again with it, and apply as given.
             return Ok(ListQuery {
                 limit,
+                kind,
+                created_by,
+                labels,
+                newer_than,
+                older_than,
                 ..cursor.query
             });
         }
@@ -187,6 +280,11 @@ impl TryFrom<ListParams> for ListQuery {
             limit,
             offset,
             after: None,
+            kind,
+            created_by,
+            labels,
+            newer_than,
+            older_than,
         })
     }
 }
@@ -214,6 +312,7 @@ impl Cursor {
             "i" => OrderBy::Id,
             "s" => OrderBy::StartTime,
             "e" => OrderBy::EndTime,
+            "u" => OrderBy::LastUpdated,
             _ => return None,
         };
         let sort_order = match sort_order {
@@ -241,7 +340,7 @@ impl Cursor {
         };
         let time_fits = match order_by {
             OrderBy::Id => time.is_none(),
-            OrderBy::StartTime => time.is_some(),
+            OrderBy::StartTime | OrderBy::LastUpdated => time.is_some(),
             OrderBy::EndTime => true,
         };
         if version != "1" || !time_fits {
@@ -259,6 +358,7 @@ impl Cursor {
                     time,
                     id: parse_int(last_id)?,
                 }),
+                ..ListQuery::default()
             },
         })
     }
@@ -272,6 +372,7 @@ impl ListQuery {
             OrderBy::Id => "i",
             OrderBy::StartTime => "s",
             OrderBy::EndTime => "e",
+            OrderBy::LastUpdated => "u",
         };
         let sort_order = match self.sort_order {
             SortOrder::Asc => "a",
@@ -282,6 +383,7 @@ impl ListQuery {
             OrderBy::Id => None,
             OrderBy::StartTime => Some(last.start_time),
             OrderBy::EndTime => last.end_time,
+            OrderBy::LastUpdated => Some(last.last_updated),
         };
         let optional = |n: Option<i64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
         let text = format!(
@@ -328,6 +430,7 @@ mod tests {
             start_time: at(1_700_000_000_123_456),
             end_time: end.map(at),
             last_updated: at(1_700_000_000_123_456),
+            ..Default::default()
         }
     }
 
@@ -377,6 +480,7 @@ mod tests {
                 limit: Some(20),
                 offset: 40,
                 after: None,
+                ..ListQuery::default()
             };
             let next = query.cursor_after(&last);
             assert!(next

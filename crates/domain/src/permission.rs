@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// A permission name such as `ASYNC-STATUS:READ`. Roles may hold any name (Traffic Ops has
-/// many more); asyncstatus checks the four below.
+/// many more); asyncstatus checks the five below.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Permission(Cow<'static, str>);
 
@@ -13,13 +13,15 @@ impl Permission {
     pub const ASYNC_STATUS_CREATE: Permission = Permission(Cow::Borrowed("ASYNC-STATUS:CREATE"));
     pub const ASYNC_STATUS_UPDATE: Permission = Permission(Cow::Borrowed("ASYNC-STATUS:UPDATE"));
     pub const ASYNC_STATUS_DELETE: Permission = Permission(Cow::Borrowed("ASYNC-STATUS:DELETE"));
+    pub const ASYNC_STATUS_CANCEL: Permission = Permission(Cow::Borrowed("ASYNC-STATUS:CANCEL"));
 
     /// The permissions asyncstatus itself checks.
-    pub const KNOWN: [Permission; 4] = [
+    pub const KNOWN: [Permission; 5] = [
         Permission::ASYNC_STATUS_READ,
         Permission::ASYNC_STATUS_CREATE,
         Permission::ASYNC_STATUS_UPDATE,
         Permission::ASYNC_STATUS_DELETE,
+        Permission::ASYNC_STATUS_CANCEL,
     ];
 
     /// A permission by name. Names are 1–100 characters of `A-Z a-z 0-9 - _ : .`.
@@ -62,7 +64,8 @@ mod tests {
                 "ASYNC-STATUS:READ",
                 "ASYNC-STATUS:CREATE",
                 "ASYNC-STATUS:UPDATE",
-                "ASYNC-STATUS:DELETE"
+                "ASYNC-STATUS:DELETE",
+                "ASYNC-STATUS:CANCEL"
             ]
         );
     }

@@ -18,6 +18,28 @@ pub enum ValidationError {
     Permission(String),
     #[error("message must be at most {MAX_MESSAGE_BYTES} bytes and contain no NUL characters")]
     Message,
+    #[error("kind must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'")]
+    Kind,
+    #[error("a job has at most {} labels", crate::job::MAX_LABELS)]
+    Labels,
+    #[error("a label key must be 1 to 64 characters of letters, digits, '.', '_', '/' or '-'")]
+    LabelKey,
+    #[error(
+        "a label value must be at most {} characters and contain no NUL characters",
+        crate::job::MAX_LABEL_VALUE_CHARS
+    )]
+    LabelValue,
+    #[error("key must be 1 to 200 characters with no control characters")]
+    Key,
+    #[error(
+        "progress must be {{\"done\": n, \"total\": m}} with 0 <= done <= total and total >= 1"
+    )]
+    Progress,
+    #[error(
+        "reason must be at most {} bytes and contain no NUL characters",
+        crate::job::MAX_REASON_BYTES
+    )]
+    Reason,
 }
 
 fn is_name(s: &str, max: usize, extra: &str) -> bool {

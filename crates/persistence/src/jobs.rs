@@ -1,14 +1,20 @@
-//! Jobs: get, list, create, update while pending, delete, fail the stale, purge the old.
+//! Jobs: get, list, create (single-flight), update while pending, cancel, delete, fail the
+//! stale and the overdue, purge the old.
 
-use asyncstatus_domain::job::{abandoned_message, check_transition};
-use asyncstatus_domain::{After, AsyncStatus, JobStatus, JobUpdate, ListQuery, OrderBy, SortOrder};
+use asyncstatus_domain::job::{abandoned_message, check_transition, deadline_message};
+use asyncstatus_domain::{
+    After, AsyncStatus, CancelRequest, JobStatus, JobUpdate, Labels, ListQuery, NewJob, OrderBy,
+    Progress, SortOrder,
+};
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text};
 
 use crate::pool::{DbConn, MultiBackend};
 use crate::schema::async_status::dsl::*;
 use crate::schema::job_count;
-use crate::time::UtcTime;
+use crate::time::{UtcTime, UtcTimestamp};
 use crate::Backend;
 use crate::{Change, Store, StoreError};
 
@@ -37,6 +43,20 @@ struct JobRow {
     start_time: UtcTime,
     end_time: Option<UtcTime>,
     last_updated: UtcTime,
+    kind: Option<String>,
+    labels: String,
+    created_by: Option<String>,
+    progress_done: Option<i64>,
+    progress_total: Option<i64>,
+    deadline: Option<UtcTime>,
+    heartbeat_timeout: Option<i64>,
+    // Read with the row, used only by the reaper's queries.
+    _heartbeat_due: Option<UtcTime>,
+    cancel_requested: bool,
+    cancel_reason: Option<String>,
+    cancel_requested_by: Option<String>,
+    // Used only by creation.
+    _flight_key: Option<String>,
 }
 
 impl TryFrom<JobRow> for AsyncStatus {
@@ -47,6 +67,16 @@ impl TryFrom<JobRow> for AsyncStatus {
             .status
             .parse::<JobStatus>()
             .map_err(|e| StoreError::Corrupt(format!("async_status {}: {e}", row.id)))?;
+        let corrupt = |what: &str| StoreError::Corrupt(format!("async_status {}: {what}", row.id));
+        let job_labels: Labels = serde_json::from_str(&row.labels)
+            .map_err(|e| corrupt(&format!("labels are not a JSON object of strings: {e}")))?;
+        let job_progress = match (row.progress_done, row.progress_total) {
+            (Some(done), Some(total)) => Some(
+                Progress::new(done, total)
+                    .map_err(|_| corrupt(&format!("progress {done}/{total}")))?,
+            ),
+            _ => None,
+        };
         Ok(AsyncStatus {
             id: row.id,
             status: job_status,
@@ -54,6 +84,15 @@ impl TryFrom<JobRow> for AsyncStatus {
             start_time: row.start_time.0,
             end_time: row.end_time.map(|t| t.0),
             last_updated: row.last_updated.0,
+            kind: row.kind,
+            labels: job_labels,
+            created_by: row.created_by,
+            progress: job_progress,
+            deadline: row.deadline.map(|t| t.0),
+            heartbeat_timeout: row.heartbeat_timeout,
+            cancel_requested: row.cancel_requested,
+            cancel_reason: row.cancel_reason,
+            cancel_requested_by: row.cancel_requested_by,
         })
     }
 }
@@ -71,6 +110,34 @@ pub enum UpdateOutcome {
     NotFound,
     /// The job had already finished; nothing changed.
     Finished(JobStatus),
+    /// The update's progress is below the job's; nothing changed.
+    ProgressBehind(Progress),
+}
+
+/// The result of [`Store::create_job`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// A new job.
+    Created(AsyncStatus),
+    /// A `PENDING` job with the new job's key already runs; nothing was created.
+    Running(AsyncStatus),
+}
+
+/// The result of [`Store::cancel_job`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job is pending with `cancel_requested`, or (forced) finished as `FAILED`.
+    Cancelled(AsyncStatus),
+    /// No job has that id.
+    NotFound,
+    /// The job had already finished; nothing changed.
+    Finished(JobStatus),
+}
+
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable big integers.
+    #[sql_name = "coalesce"]
+    fn coalesce_i64(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::Nullable<diesel::sql_types::BigInt>) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
 }
 
 diesel::define_sql_function! {
@@ -87,12 +154,14 @@ diesel::define_sql_function! {
     fn octet_length(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Integer>;
 }
 
-/// The bytes of a job's JSON besides its message (keys, id, status, two timestamps), with a
-/// margin.
-const JOB_JSON_OVERHEAD: usize = 160;
+/// The bytes of a job's JSON besides its message, labels and cancel reason (keys, id, status,
+/// timestamps, progress, and kind and usernames at their longest), with a margin.
+const JOB_JSON_OVERHEAD: usize = 1600;
 
-/// A list query's filters, as a query.
-fn filtered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'static, MultiBackend> {
+/// A list query's filters, as a query. A label filter is a containment test on the labels as
+/// `jsonb` on PostgreSQL (served by its GIN index) and a `json_each` lookup per label on
+/// SQLite, both limited to the labelled jobs (`labels <> '{}'`, the indexes' predicate).
+fn filtered(query: &ListQuery, backend: Backend) -> JobsQuery {
     let mut q = async_status.into_boxed();
     if let Some(wanted) = query.status {
         q = q.filter(status.eq(wanted.as_str()));
@@ -100,15 +169,87 @@ fn filtered(query: &ListQuery) -> crate::schema::async_status::BoxedQuery<'stati
     if let Some(wanted) = query.id {
         q = q.filter(id.eq(wanted));
     }
+    if let Some(wanted) = &query.kind {
+        q = q.filter(kind.eq(wanted.clone()));
+    }
+    if let Some(wanted) = &query.created_by {
+        q = q.filter(created_by.eq(wanted.clone()));
+    }
+    if backend == Backend::Sqlite
+        && query.order_by != OrderBy::StartTime
+        && (query.newer_than.is_some() || query.older_than.is_some())
+    {
+        // SQLite, without statistics, would walk the order's index over the whole table and
+        // test each job's start_time; the window's ids come from the start_time index instead
+        // (O(jobs in the window), then sorted).
+        // Open ends as the earliest and latest times RFC 3339 text spells (and so compares).
+        let newer = query.newer_than.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let older = query.older_than.unwrap_or_else(|| {
+            DateTime::from_timestamp_micros(253_402_300_799_999_999).unwrap_or_default()
+        });
+        q = q.filter(
+            sql::<Bool>(
+                "id IN (SELECT w.id FROM async_status AS w \
+                 INDEXED BY async_status_start_time_idx WHERE w.start_time > ",
+            )
+            .bind::<UtcTimestamp, _>(UtcTime(newer))
+            .sql(" AND w.start_time < ")
+            .bind::<UtcTimestamp, _>(UtcTime(older))
+            .sql(")"),
+        );
+    } else {
+        if let Some(t) = query.newer_than {
+            q = q.filter(start_time.gt(UtcTime(t)));
+        }
+        if let Some(t) = query.older_than {
+            q = q.filter(start_time.lt(UtcTime(t)));
+        }
+    }
+    if !query.labels.is_empty() {
+        q = q.filter(sql::<Bool>("labels <> '{}'"));
+        match backend {
+            Backend::Postgres => {
+                let wanted: Labels = query.labels.iter().cloned().collect();
+                let wanted = serde_json::to_string(&wanted).unwrap_or_else(|_| "{}".into());
+                q = q.filter(
+                    sql::<Bool>("labels::jsonb @> ")
+                        .bind::<Text, _>(wanted)
+                        .sql("::jsonb"),
+                );
+            }
+            // The labelled jobs' ids from their partial index, so that SQLite does not walk an
+            // order's index over the whole table looking for them.
+            Backend::Sqlite => {
+                for (key, value) in &query.labels {
+                    q = q.filter(
+                        sql::<Bool>(
+                            "id IN (SELECT j.id FROM async_status AS j \
+                             INDEXED BY async_status_labels_idx WHERE j.labels <> '{}' AND \
+                             EXISTS (SELECT 1 FROM json_each(j.labels) AS l WHERE l.key = ",
+                        )
+                        .bind::<Text, _>(key.clone())
+                        .sql(" AND l.value = ")
+                        .bind::<Text, _>(value.clone())
+                        .sql("))"),
+                    );
+                }
+            }
+        }
+    }
     q
 }
 
 /// How many jobs a list query selects: the sum of the `job_count` shards of its status (or of
 /// all), which the triggers keep exact in each change's transaction, so the count costs the
-/// same at any history; a query by `id` counts its at most one row.
-fn count_selected(conn: &mut DbConn, query: &ListQuery) -> Result<i64, StoreError> {
-    if query.id.is_some() {
-        return filtered(query)
+/// same at any history; a query by `id` counts its at most one row, and one with a row
+/// filter (kind, created_by, label, newerThan, olderThan) counts its rows in an index.
+fn count_selected(
+    conn: &mut DbConn,
+    query: &ListQuery,
+    backend: Backend,
+) -> Result<i64, StoreError> {
+    if query.id.is_some() || query.has_row_filters() {
+        return filtered(query, backend)
             .count()
             .get_result(conn)
             .map_err(StoreError::query("counting async statuses"));
@@ -132,6 +273,8 @@ fn in_order(q: JobsQuery, query: &ListQuery) -> JobsQuery {
         (OrderBy::Id, SortOrder::Desc) => q.order(id.desc()),
         (OrderBy::StartTime, SortOrder::Asc) => q.order((start_time.asc(), id.asc())),
         (OrderBy::StartTime, SortOrder::Desc) => q.order((start_time.desc(), id.desc())),
+        (OrderBy::LastUpdated, SortOrder::Asc) => q.order((last_updated.asc(), id.asc())),
+        (OrderBy::LastUpdated, SortOrder::Desc) => q.order((last_updated.desc(), id.desc())),
         // Unfinished jobs (no end_time) come last either way, on both backends.
         (OrderBy::EndTime, SortOrder::Asc) => {
             q.order((end_time.is_null(), end_time.asc(), id.asc()))
@@ -186,7 +329,7 @@ fn ranges(query: &ListQuery) -> Vec<Range> {
 /// without it, PostgreSQL does (its planner does not see the group pinned).
 fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery {
     let asc = query.sort_order == SortOrder::Asc;
-    let mut q = filtered(query);
+    let mut q = filtered(query, backend);
     match *range {
         Range::Query => {
             match (query.order_by, query.after) {
@@ -209,9 +352,25 @@ fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery 
                             .filter(start_time.lt(t).or(id.lt(after_id)))
                     };
                 }
-                // ranges() gives end_time cursors their own ranges, and a start_time cursor
-                // always has a time.
-                (OrderBy::StartTime | OrderBy::EndTime, Some(_)) => {}
+                (
+                    OrderBy::LastUpdated,
+                    Some(After {
+                        time: Some(t),
+                        id: after_id,
+                    }),
+                ) => {
+                    let t = UtcTime(t);
+                    q = if asc {
+                        q.filter(last_updated.ge(t))
+                            .filter(last_updated.gt(t).or(id.gt(after_id)))
+                    } else {
+                        q.filter(last_updated.le(t))
+                            .filter(last_updated.lt(t).or(id.lt(after_id)))
+                    };
+                }
+                // ranges() gives end_time cursors their own ranges, and start_time and
+                // last_updated cursors always have a time.
+                (OrderBy::StartTime | OrderBy::LastUpdated | OrderBy::EndTime, Some(_)) => {}
             }
             in_order(q, query)
         }
@@ -310,6 +469,17 @@ pub const REAP_BATCH: i64 = 500;
 /// Finished jobs deleted per statement by the retention purge.
 pub const PURGE_BATCH: i64 = 1000;
 
+/// Which `PENDING` jobs the reaper fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// Not updated since this time, and without a `heartbeat_timeout` of their own.
+    Stale(DateTime<Utc>),
+    /// Not updated within their own `heartbeat_timeout`.
+    Heartbeat,
+    /// Past their `deadline`.
+    Deadline,
+}
+
 /// What one batch of the reaper or the purge did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepBatch {
@@ -378,7 +548,7 @@ impl Store {
         // cannot make the page larger than measured.
         self.read(|conn| {
             conn.snapshot_read(|conn| {
-                let total = count_selected(conn, query)?;
+                let total = count_selected(conn, query, backend)?;
                 // The lengths of the page and one job more, range by range.
                 let mut lengths: Vec<Option<i32>> = Vec::new();
                 let mut per_range = Vec::with_capacity(ranges.len());
@@ -387,14 +557,23 @@ impl Store {
                     if wanted <= 0 {
                         break;
                     }
-                    let found: Vec<Option<i32>> = range_query(query, range, backend)
-                        .select(octet_length(message))
-                        .limit(wanted)
-                        .offset(query.offset)
-                        .load(conn)
-                        .map_err(StoreError::query("measuring async statuses"))?;
+                    let found: Vec<(Option<i32>, Option<i32>, Option<i32>)> =
+                        range_query(query, range, backend)
+                            .select((
+                                octet_length(message),
+                                octet_length(labels.nullable()),
+                                octet_length(cancel_reason),
+                            ))
+                            .limit(wanted)
+                            .offset(query.offset)
+                            .load(conn)
+                            .map_err(StoreError::query("measuring async statuses"))?;
                     per_range.push(found.len() as i64);
-                    lengths.extend(found);
+                    lengths.extend(
+                        found.into_iter().map(|(m, l, r)| {
+                            Some(m.unwrap_or(0) + l.unwrap_or(0) + r.unwrap_or(0))
+                        }),
+                    );
                 }
                 let in_page = lengths
                     .len()
@@ -424,56 +603,148 @@ impl Store {
         })
     }
 
-    /// Creates a `PENDING` job started `now`.
+    /// Creates a `PENDING` job started `now` by `new.created_by`. When `new.key` is given and a
+    /// `PENDING` job with that key exists, creates nothing and gives that job: the key is
+    /// unique among `PENDING` jobs (a partial unique index), so of racing creations on any
+    /// number of replicas exactly one inserts and the others find its job.
+    pub fn create_job_with(
+        &self,
+        new: &NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let job_labels = serde_json::to_string(&new.labels)
+            .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?;
+        let due = new
+            .heartbeat_timeout
+            .and_then(|secs| now.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?));
+        // The running job may finish between a refused insert and the look-up that follows;
+        // the key is then free and the insert is tried again.
+        for _ in 0..3 {
+            let inserted = self.with_conn(|conn| {
+                diesel::insert_into(async_status)
+                    .values((
+                        status.eq(JobStatus::Pending.as_str()),
+                        message.eq(new.message.as_deref()),
+                        start_time.eq(UtcTime(now)),
+                        last_updated.eq(UtcTime(now)),
+                        kind.eq(new.kind.as_deref()),
+                        labels.eq(&job_labels),
+                        created_by.eq(new.created_by.as_deref()),
+                        deadline.eq(new.deadline.map(UtcTime)),
+                        heartbeat_timeout.eq(new.heartbeat_timeout),
+                        heartbeat_due.eq(due.map(UtcTime)),
+                        flight_key.eq(new.key.as_deref()),
+                    ))
+                    .returning(async_status::all_columns())
+                    .get_result::<JobRow>(conn)
+                    .map_err(StoreError::query("creating an async status"))
+            });
+            let key = match (inserted, &new.key) {
+                (Ok(row), _) => return Ok(CreateOutcome::Created(row.try_into()?)),
+                (Err(StoreError::Conflict(_)), Some(key)) => key,
+                (Err(e), _) => return Err(e),
+            };
+            let running = self.with_conn(|conn| {
+                async_status
+                    .filter(flight_key.eq(key))
+                    // A literal, so PostgreSQL matches the partial index's predicate.
+                    .filter(sql::<Bool>("status = 'PENDING'"))
+                    .first::<JobRow>(conn)
+                    .optional()
+                    .map_err(StoreError::query("loading the async status of a key"))
+            })?;
+            if let Some(row) = running {
+                return Ok(CreateOutcome::Running(row.try_into()?));
+            }
+        }
+        Err(StoreError::Conflict(
+            "the job of this key kept finishing and starting again; try again".into(),
+        ))
+    }
+
+    /// Creates a `PENDING` job with only a message (no key, kind, labels or limits).
     pub fn create_job(
         &self,
         job_message: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<AsyncStatus, StoreError> {
-        let row = self.with_conn(|conn| {
-            diesel::insert_into(async_status)
-                .values((
-                    status.eq(JobStatus::Pending.as_str()),
-                    message.eq(job_message),
-                    start_time.eq(UtcTime(now)),
-                    last_updated.eq(UtcTime(now)),
-                ))
-                .returning(async_status::all_columns())
-                .get_result::<JobRow>(conn)
-                .map_err(StoreError::query("creating an async status"))
-        })?;
-        row.try_into()
+        let new = NewJob {
+            message: job_message.map(str::to_owned),
+            ..NewJob::default()
+        };
+        match self.create_job_with(&new, now)? {
+            CreateOutcome::Created(job) | CreateOutcome::Running(job) => Ok(job),
+        }
     }
 
-    /// Applies `update` if the job is still `PENDING`, in one conditional statement, so of
-    /// several racing updates to a pending job each either applies or sees it finished.
-    /// A `None` message leaves the stored message as it is.
+    /// `heartbeat_due = now + heartbeat_timeout` for the job's own timeout (none without one),
+    /// in each backend's SQL. SQLite's date functions keep milliseconds only, so the
+    /// microseconds of `now` (whole seconds are added) are copied from its text.
+    fn heartbeat_due_after(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Box<dyn BoxableExpression<async_status, MultiBackend, SqlType = Nullable<UtcTimestamp>>>
+    {
+        match self.backend() {
+            Backend::Postgres => Box::new(
+                sql::<Nullable<UtcTimestamp>>("(")
+                    .bind::<UtcTimestamp, _>(UtcTime(now))
+                    .sql(" + make_interval(secs => heartbeat_timeout))"),
+            ),
+            Backend::Sqlite => Box::new(
+                sql::<Nullable<UtcTimestamp>>("(strftime('%Y-%m-%dT%H:%M:%S', ")
+                    .bind::<UtcTimestamp, _>(UtcTime(now))
+                    .sql(", '+' || heartbeat_timeout || ' seconds') || substr(")
+                    .bind::<UtcTimestamp, _>(UtcTime(now))
+                    .sql(", 20))"),
+            ),
+        }
+    }
+
+    /// Applies `update` if the job is still `PENDING` (and its progress is not ahead of the
+    /// update's), in one conditional statement, so of several racing updates to a pending job
+    /// each either applies or sees it finished. A `None` message or progress leaves the stored
+    /// one as it is.
     pub fn update_job(
         &self,
         job_id: i64,
         update: &JobUpdate,
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
+        let due = self.heartbeat_due_after(now);
         let (updated, current) = self.with_conn(|conn| {
-            let updated = diesel::update(
-                async_status.filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str()))),
-            )
-            .set((
-                status.eq(update.status.as_str()),
-                message.eq(coalesce(update.message.as_deref(), message)),
-                end_time.eq(update.end_time(now).map(UtcTime)),
-                last_updated.eq(UtcTime(now)),
-            ))
-            .returning(async_status::all_columns())
-            .get_result::<JobRow>(conn)
-            .optional()
-            .map_err(StoreError::query("updating an async status"))?;
+            // Progress may stay or grow, never go back.
+            let progress_ok: Box<
+                dyn BoxableExpression<async_status, MultiBackend, SqlType = Nullable<Bool>>,
+            > = match update.progress {
+                Some(p) => Box::new(coalesce_i64(progress_done, Some(0)).le(p.done)),
+                None => Box::new(id.eq(job_id).nullable()),
+            };
+            let target = async_status
+                .filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str())))
+                .filter(progress_ok);
+            let updated = diesel::update(target)
+                .set((
+                    status.eq(update.status.as_str()),
+                    message.eq(coalesce(update.message.as_deref(), message)),
+                    end_time.eq(update.end_time(now).map(UtcTime)),
+                    last_updated.eq(UtcTime(now)),
+                    progress_done.eq(coalesce_i64(update.progress.map(|p| p.done), progress_done)),
+                    progress_total.eq(coalesce_i64(
+                        update.progress.map(|p| p.total),
+                        progress_total,
+                    )),
+                    heartbeat_due.eq(due),
+                ))
+                .returning(async_status::all_columns())
+                .get_result::<JobRow>(conn)
+                .optional()
+                .map_err(StoreError::query("updating an async status"))?;
             let current = match updated {
                 Some(_) => None,
                 None => async_status
                     .find(job_id)
-                    .select(status)
-                    .first::<String>(conn)
+                    .first::<JobRow>(conn)
                     .optional()
                     .map_err(StoreError::query("loading an async status"))?,
             };
@@ -485,19 +756,89 @@ impl Store {
                 Ok(UpdateOutcome::Updated(row.try_into()?))
             }
             (None, None) => Ok(UpdateOutcome::NotFound),
-            (None, Some(stored)) => {
-                let stored = stored
-                    .parse::<JobStatus>()
-                    .map_err(|e| StoreError::Corrupt(format!("async_status {job_id}: {e}")))?;
-                match check_transition(stored, update) {
+            (None, Some(row)) => {
+                let stored = AsyncStatus::try_from(row)?;
+                match check_transition(stored.status, update) {
                     Err(asyncstatus_domain::TransitionError::AlreadyFinished(done)) => {
                         Ok(UpdateOutcome::Finished(done))
                     }
-                    // Pending again between our two statements (cannot happen: finished jobs
-                    // never change); report the conflict rather than loop.
-                    Ok(()) => Err(StoreError::Conflict(format!(
-                        "async status {job_id} changed while it was being updated"
-                    ))),
+                    Ok(()) => match stored.progress {
+                        Some(ahead) if update.progress.is_some_and(|p| p.done < ahead.done) => {
+                            Ok(UpdateOutcome::ProgressBehind(ahead))
+                        }
+                        // Pending again between our two statements (cannot happen: finished
+                        // jobs never change); report the conflict rather than loop.
+                        _ => Err(StoreError::Conflict(format!(
+                            "async status {job_id} changed while it was being updated"
+                        ))),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Asks to cancel a `PENDING` job: sets `cancel_requested` with the reason and the user
+    /// (the first request's are kept), or with `force` finishes it as `FAILED` at once. One
+    /// conditional statement, as [`Store::update_job`].
+    pub fn cancel_job(
+        &self,
+        job_id: i64,
+        cancel: &CancelRequest,
+        now: DateTime<Utc>,
+    ) -> Result<CancelOutcome, StoreError> {
+        let pending =
+            async_status.filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str())));
+        let (changed, current) = self.with_conn(|conn| {
+            let changed = if cancel.force {
+                diesel::update(pending)
+                    .set((
+                        status.eq(JobStatus::Failed.as_str()),
+                        message.eq(cancel.message()),
+                        end_time.eq(UtcTime(now)),
+                        last_updated.eq(UtcTime(now)),
+                        cancel_requested.eq(true),
+                        cancel_reason.eq(cancel.reason.as_deref()),
+                        cancel_requested_by.eq(&cancel.by),
+                    ))
+                    .returning(async_status::all_columns())
+                    .get_result::<JobRow>(conn)
+                    .optional()
+            } else {
+                diesel::update(pending.filter(cancel_requested.eq(false)))
+                    .set((
+                        last_updated.eq(UtcTime(now)),
+                        cancel_requested.eq(true),
+                        cancel_reason.eq(cancel.reason.as_deref()),
+                        cancel_requested_by.eq(&cancel.by),
+                    ))
+                    .returning(async_status::all_columns())
+                    .get_result::<JobRow>(conn)
+                    .optional()
+            }
+            .map_err(StoreError::query("cancelling an async status"))?;
+            let current = match changed {
+                Some(_) => None,
+                None => async_status
+                    .find(job_id)
+                    .first::<JobRow>(conn)
+                    .optional()
+                    .map_err(StoreError::query("loading an async status"))?,
+            };
+            Ok((changed, current))
+        })?;
+        match (changed, current) {
+            (Some(row), _) => {
+                self.announce(Change::Job(job_id));
+                Ok(CancelOutcome::Cancelled(row.try_into()?))
+            }
+            (None, None) => Ok(CancelOutcome::NotFound),
+            (None, Some(row)) => {
+                let job = AsyncStatus::try_from(row)?;
+                if job.status.is_final() {
+                    Ok(CancelOutcome::Finished(job.status))
+                } else {
+                    // Asked before: the request stands as it was.
+                    Ok(CancelOutcome::Cancelled(job))
                 }
             }
         }
@@ -516,27 +857,53 @@ impl Store {
         Ok(deleted > 0)
     }
 
-    /// Fails up to [`REAP_BATCH`] of the `PENDING` jobs not updated since `cutoff`, in one
-    /// write transaction, so the lock it holds lasts one batch. Each job is finished by its own
-    /// conditional statement (still pending, not updated since we looked), so replicas reaping
-    /// at once finish each job once and never overwrite a heartbeat that came in between.
+    /// Fails up to [`REAP_BATCH`] of the `PENDING` jobs without a `heartbeat_timeout` of their
+    /// own not updated since `cutoff` (see [`Store::fail_overdue_batch`]).
     pub fn fail_stale_batch(
         &self,
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<SweepBatch, StoreError> {
+        self.fail_overdue_batch(Overdue::Stale(cutoff), now)
+    }
+
+    /// Fails up to [`REAP_BATCH`] of the `PENDING` jobs that are `overdue`, in one write
+    /// transaction, so the lock it holds lasts one batch. Each job is finished by its own
+    /// conditional statement (still pending, not updated since we looked), so replicas reaping
+    /// at once finish each job once and never overwrite a heartbeat that came in between.
+    pub fn fail_overdue_batch(
+        &self,
+        overdue: Overdue,
+        now: DateTime<Utc>,
+    ) -> Result<SweepBatch, StoreError> {
         let (found, ids) = self.with_conn(|conn| {
             conn.write_transaction(|conn| {
-                let stale: Vec<(i64, UtcTime)> = async_status
+                let pending = async_status
                     .filter(status.eq(JobStatus::Pending.as_str()))
-                    .filter(last_updated.lt(UtcTime(cutoff)))
-                    .select((id, last_updated))
-                    .order(last_updated.asc())
+                    .into_boxed();
+                let candidates = match overdue {
+                    Overdue::Stale(cutoff) => pending
+                        .filter(heartbeat_timeout.is_null())
+                        .filter(last_updated.lt(UtcTime(cutoff)))
+                        .order(last_updated.asc()),
+                    Overdue::Heartbeat => pending
+                        .filter(heartbeat_due.lt(UtcTime(now)))
+                        .order(heartbeat_due.asc()),
+                    Overdue::Deadline => pending
+                        .filter(deadline.lt(UtcTime(now)))
+                        .order(deadline.asc()),
+                };
+                let found: Vec<(i64, UtcTime, Option<UtcTime>)> = candidates
+                    .select((id, last_updated, deadline))
                     .limit(REAP_BATCH)
                     .load(conn)
-                    .map_err(StoreError::query("finding stale async statuses"))?;
+                    .map_err(StoreError::query("finding overdue async statuses"))?;
                 let mut ids = Vec::new();
-                for (job_id, since) in &stale {
+                for (job_id, since, due) in &found {
+                    let text = match (overdue, due) {
+                        (Overdue::Deadline, Some(due)) => deadline_message(due.0),
+                        _ => abandoned_message(since.0),
+                    };
                     let changed = diesel::update(
                         async_status.filter(
                             id.eq(job_id)
@@ -546,17 +913,17 @@ impl Store {
                     )
                     .set((
                         status.eq(JobStatus::Failed.as_str()),
-                        message.eq(abandoned_message(since.0)),
+                        message.eq(text),
                         end_time.eq(UtcTime(now)),
                         last_updated.eq(UtcTime(now)),
                     ))
                     .execute(conn)
-                    .map_err(StoreError::query("failing a stale async status"))?;
+                    .map_err(StoreError::query("failing an overdue async status"))?;
                     if changed > 0 {
                         ids.push(*job_id);
                     }
                 }
-                Ok((stale.len(), ids))
+                Ok((found.len(), ids))
             })
         })?;
         for job_id in &ids {
@@ -589,10 +956,17 @@ impl Store {
             )
             .execute(conn)
             .map_err(StoreError::query("purging old async statuses"))?;
-            Ok(SweepBatch {
+            Ok((ids, deleted))
+        })
+        .map(|(ids, deleted)| {
+            // Announced as candidates: an id that was not deleted after all reads as a job.
+            for job_id in &ids {
+                self.announce(Change::Job(*job_id));
+            }
+            SweepBatch {
                 changed: deleted,
                 last: ids.len() < PURGE_BATCH as usize,
-            })
+            }
         })
     }
 

@@ -22,7 +22,9 @@ mod users;
 
 pub use changes::{Change, ChangeListener, LISTEN_POLL};
 pub use error::StoreError;
-pub use jobs::{Page, SweepBatch, UpdateOutcome, PURGE_BATCH, REAP_BATCH};
+pub use jobs::{
+    CancelOutcome, CreateOutcome, Overdue, Page, SweepBatch, UpdateOutcome, PURGE_BATCH, REAP_BATCH,
+};
 pub use migrations::{MIGRATION_LOCK_ID, MIGRATION_LOCK_TIMEOUT};
 pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState};
 pub use roles::RoleRecord;

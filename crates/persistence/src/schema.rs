@@ -12,6 +12,22 @@ diesel::table! {
         start_time -> UtcTimestamp,
         end_time -> Nullable<UtcTimestamp>,
         last_updated -> UtcTimestamp,
+        kind -> Nullable<Text>,
+        /// A JSON object of strings (`{}` when none).
+        labels -> Text,
+        created_by -> Nullable<Text>,
+        progress_done -> Nullable<BigInt>,
+        progress_total -> Nullable<BigInt>,
+        deadline -> Nullable<UtcTimestamp>,
+        /// Seconds.
+        heartbeat_timeout -> Nullable<BigInt>,
+        /// `last_updated + heartbeat_timeout`, for the reaper's index.
+        heartbeat_due -> Nullable<UtcTimestamp>,
+        cancel_requested -> Bool,
+        cancel_reason -> Nullable<Text>,
+        cancel_requested_by -> Nullable<Text>,
+        /// The single-flight key; unique among `PENDING` jobs.
+        flight_key -> Nullable<Text>,
     }
 }
 

@@ -27,6 +27,7 @@ fn seed(store: &Store) {
         let update = JobUpdate {
             status,
             message: None,
+            progress: None,
         };
         // Finished in an order other than their ids'.
         let at = t0 + Duration::seconds(100 + (40 - i) / 3);

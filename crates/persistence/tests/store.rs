@@ -261,6 +261,7 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
                 &JobUpdate {
                     status,
                     message: None,
+                    progress: None,
                 },
                 now_micros(),
             )

@@ -35,6 +35,7 @@ fn sweeps_go_in_bounded_batches(backend: Backend) {
     let done = JobUpdate {
         status: JobStatus::Succeeded,
         message: None,
+        progress: None,
     };
     for _ in 0..expired {
         let job = store.create_job(None, old).unwrap();

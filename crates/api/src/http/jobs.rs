@@ -1,4 +1,5 @@
-//! `async_status` and `async_status/{id}`: read, list, create, update, delete.
+//! `async_status`, `async_status/{id}` and `async_status/{id}/cancel`: read, list, create
+//! (single-flight by key), update, cancel, delete.
 
 use actix_web::http::header::{LOCATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
@@ -6,12 +7,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use std::time::Duration;
+
+use asyncstatus_domain::job::{validate_key, validate_reason};
 use asyncstatus_domain::list::parse_int;
 use asyncstatus_domain::{
-    validate_message, AsyncStatus, JobStatus, JobUpdate, ListParams, ListQuery, Permission,
-    TransitionError,
+    validate_message, AsyncStatus, CancelRequest, JobStatus, JobUpdate, Labels, ListParams,
+    ListQuery, NewJob, Permission, Progress, TransitionError,
 };
-use asyncstatus_persistence::{now_micros, UpdateOutcome};
+use asyncstatus_persistence::{now_micros, CancelOutcome, CreateOutcome, UpdateOutcome};
+use serde_json::Value;
 
 use crate::http::conditional;
 use crate::http::error::ApiError;
@@ -68,6 +73,165 @@ pub(crate) struct CreateBody {
     /// At most 65536 bytes of UTF-8, no NUL character.
     #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
     message: Option<String>,
+    /// What sort of job: 1–64 of `a-z0-9._-`.
+    #[schema(pattern = r"^[a-z0-9._-]{1,64}$", example = "acme.renew")]
+    kind: Option<String>,
+    /// Up to 16 string pairs: keys 1–64 of `A-Za-z0-9._/-`, values at most 256 characters.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, example = json!({"cdn": "cdn1"}))]
+    labels: Option<Labels>,
+    /// Single flight: while a `PENDING` job has this key (1–200 characters, no control
+    /// character), no other is created with it; the answer is that job (200). The
+    /// `Idempotency-Key` header means the same.
+    #[schema(min_length = 1, max_length = 200)]
+    key: Option<String>,
+    /// The job's deadline from now: seconds (a number) or a duration such as `"10m"`, at most
+    /// `jobs.max_timeout` (default 7 days). The reaper fails the job when it passes.
+    #[schema(value_type = Option<Object>, example = "2h")]
+    timeout: Option<Value>,
+    /// How long the job may go without an update before the reaper fails it, instead of
+    /// `jobs.stale_after`: seconds or a duration string, at least 1 s, at most
+    /// `jobs.max_heartbeat_timeout` (default `jobs.stale_after`); whole seconds (rounded up).
+    #[schema(value_type = Option<Object>, example = 60)]
+    heartbeat_timeout: Option<Value>,
+}
+
+/// `{"done": n, "total": m}` as sent.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[schema(as = ProgressRequest)]
+pub(crate) struct ProgressBody {
+    done: i64,
+    total: i64,
+}
+
+/// The body of `POST async_status/{id}/cancel` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CancelJobRequest)]
+pub(crate) struct CancelBody {
+    /// Why; shown as `cancel_reason`, at most 4096 bytes.
+    #[schema(max_length = 4096)]
+    reason: Option<String>,
+    /// `true` finishes the job as `FAILED` at once (message `cancelled by <user>: <reason>`)
+    /// instead of asking its producer. Default `false`.
+    force: Option<bool>,
+}
+
+/// A duration given as seconds (a number) or as a string such as `"10m"`, checked against
+/// `max`; the text names the field.
+fn duration_field(
+    name: &str,
+    value: &Value,
+    min: Duration,
+    max: Duration,
+    cap: &str,
+) -> Result<Duration, ApiError> {
+    let shape = || {
+        ApiError::bad_request(format!(
+            "'{name}' must be a number of seconds or a duration such as \"10m\""
+        ))
+    };
+    let duration = match value {
+        Value::Number(n) => {
+            let secs = n.as_f64().ok_or_else(shape)?;
+            if !secs.is_finite() || secs < 0.0 || secs > max.as_secs_f64() {
+                None
+            } else {
+                Some(Duration::from_secs_f64(secs))
+            }
+        }
+        Value::String(text) => Some(humantime::parse_duration(text).map_err(|_| shape())?),
+        _ => return Err(shape()),
+    };
+    match duration {
+        Some(d) if d >= min && d <= max => Ok(d),
+        _ => Err(ApiError::bad_request(format!(
+            "'{name}' must be at least {} and at most {} ({cap})",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ))),
+    }
+}
+
+/// The new job of a create body, the `Idempotency-Key` header and the creating user.
+fn new_job(
+    state: &AppState,
+    body: CreateBody,
+    header_key: Option<String>,
+    user: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<NewJob, ApiError> {
+    let key = match (body.key, header_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request(
+                "'key' and the Idempotency-Key header differ: give one, or both alike",
+            ))
+        }
+        (a, b) => a.or(b),
+    };
+    let jobs = &state.settings.jobs;
+    let deadline = body
+        .timeout
+        .map(|v| {
+            duration_field(
+                "timeout",
+                &v,
+                Duration::from_secs(1),
+                jobs.max_timeout,
+                "jobs.max_timeout",
+            )
+        })
+        .transpose()?
+        .map(|d| {
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| ApiError::bad_request("'timeout' is too far in the future"))
+        })
+        .transpose()?;
+    let heartbeat_timeout = body
+        .heartbeat_timeout
+        .map(|v| {
+            duration_field(
+                "heartbeat_timeout",
+                &v,
+                Duration::from_secs(1),
+                jobs.heartbeat_timeout_cap(),
+                "jobs.max_heartbeat_timeout",
+            )
+        })
+        .transpose()?
+        .map(|d| {
+            let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            i64::try_from(whole).unwrap_or(i64::MAX)
+        });
+    let job = NewJob {
+        message: body.message,
+        kind: body.kind,
+        labels: body.labels.unwrap_or_default(),
+        key,
+        created_by: Some(user.to_owned()),
+        deadline,
+        heartbeat_timeout,
+    };
+    job.check()
+        .map_err(|(field, e)| ApiError::bad_request(format!("'{field}': {e}")))?;
+    Ok(job)
+}
+
+/// The `Idempotency-Key` header, if given.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| validate_key(k).is_ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "the Idempotency-Key header must be 1 to 200 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
 }
 
 /// The body of `PUT async_status/{id}`.
@@ -80,6 +244,10 @@ pub(crate) struct UpdateBody {
     /// At most 65536 bytes of UTF-8, no NUL character. Absent or `null` keeps the stored message.
     #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
     message: Option<String>,
+    /// `{"done": n, "total": m}`, `0 <= done <= total`, `total >= 1`; `done` may not go below
+    /// the job's. Absent or `null` keeps the stored progress.
+    #[schema(value_type = Option<ProgressRequest>)]
+    progress: Option<ProgressBody>,
 }
 
 /// The optional `message` of a create or update body, validated.
@@ -90,11 +258,17 @@ fn checked_message(message: Option<String>) -> Result<Option<String>, ApiError> 
     Ok(message)
 }
 
-/// The list query of a query string.
+/// The list query of a query string. `label` may repeat, so it is taken out before the other
+/// parameters are read.
 fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
-    let params =
-        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query_string.as_bytes()));
-    let params: ListParams = serde_path_to_error::deserialize(params)?;
+    let pairs = form_urlencoded::parse(query_string.as_bytes());
+    let (labels, rest): (Vec<_>, Vec<_>) = pairs.partition(|(name, _)| name == "label");
+    let rest = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(rest)
+        .finish();
+    let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(rest.as_bytes()));
+    let mut params: ListParams = serde_path_to_error::deserialize(params)?;
+    params.label = labels.into_iter().map(|(_, v)| v.into_owned()).collect();
     Ok(ListQuery::try_from(params)?)
 }
 
@@ -202,7 +376,8 @@ pub async fn get(
     Ok(job_response(&state, builder, &job, None))
 }
 
-/// The job once it is final, or as it is when `wait` has passed (or the server stops).
+/// The job once it is final or someone asks to cancel it, or as it is when `wait` has passed
+/// (or the server stops).
 async fn wait_for_final(
     state: &web::Data<AppState>,
     subscription: crate::waiters::Subscription,
@@ -210,12 +385,14 @@ async fn wait_for_final(
     wait: std::time::Duration,
 ) -> Result<AsyncStatus, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
+    let mut cancel_seen = None;
     loop {
         // Registered before the read, so a change between the read and the wait still wakes us.
         let mut changed = std::pin::pin!(subscription.notify().notified());
         changed.as_mut().enable();
         let job = load(state, id).await?;
-        if job.status.is_final() || state.waiters.is_stopping() {
+        let cancel_asked = *cancel_seen.get_or_insert(job.cancel_requested) != job.cancel_requested;
+        if job.status.is_final() || cancel_asked || state.waiters.is_stopping() {
             return Ok(job);
         }
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -408,19 +585,36 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_CREATE])?;
+    let header_key = idempotency_key(&req)?;
     let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
-    let message = checked_message(json_body::<CreateBody>(&body, true)?.message)?;
-    let job = state
+    let body = json_body::<CreateBody>(&body, true)?;
+    let now = now_micros();
+    let new = new_job(&state, body, header_key, &auth.principal.username, now)?;
+    let outcome = state
         .db
-        .run(move |store| store.create_job(message.as_deref(), now_micros()))
+        .run(move |store| store.create_job_with(&new, now))
         .await?;
-    let location = format!("/api/{}/async_status/{}", version.0, job.id);
-    let alert = Alert::success(format!(
-        "Async job {} created. See {location} for its status.",
-        job.id
+    let (mut builder, job, alert) = match outcome {
+        CreateOutcome::Created(job) => {
+            let alert = Alert::success(format!(
+                "Async job {} created. See /api/{}/async_status/{} for its status.",
+                job.id, version.0, job.id
+            ));
+            (HttpResponse::Accepted(), job, alert)
+        }
+        CreateOutcome::Running(job) => {
+            let alert = Alert::info(format!(
+                "Async job {} with this key already runs; nothing was created. See \
+                 /api/{}/async_status/{} for its status.",
+                job.id, version.0, job.id
+            ));
+            (HttpResponse::Ok(), job, alert)
+        }
+    };
+    builder.insert_header((
+        LOCATION,
+        format!("/api/{}/async_status/{}", version.0, job.id),
     ));
-    let mut builder = HttpResponse::Accepted();
-    builder.insert_header((LOCATION, location));
     Ok(job_response(&state, builder, &job, Some(alert)))
 }
 
@@ -473,7 +667,13 @@ pub async fn update(
             .status
             .ok_or_else(|| ApiError::bad_request("'status' is required"))?,
         message: checked_message(body.message)?,
+        progress: body
+            .progress
+            .map(|p| Progress::new(p.done, p.total))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("'progress': {e}")))?,
     };
+    let asked = update.progress;
     let outcome = state
         .db
         .run(move |store| store.update_job(id, &update, now_micros()))
@@ -496,6 +696,94 @@ pub async fn update(
         UpdateOutcome::Finished(done) => Err(ApiError::conflict(
             TransitionError::AlreadyFinished(done).to_string(),
         )),
+        UpdateOutcome::ProgressBehind(stored) => Err(ApiError::bad_request(format!(
+            "'progress': done {} is below the job's progress {}/{}; progress must not go back",
+            asked.map_or(0, |p| p.done),
+            stored.done,
+            stored.total
+        ))),
+    }
+}
+
+/// Cancel a job
+///
+#[doc = "Permission `ASYNC-STATUS:CANCEL`. On a `PENDING` job: `cancel_requested` becomes \
+         `true` with the reason and the user (a repeated request keeps the first's), long-polls \
+         on the job wake, and the producer sees it in the answer to its next `PUT`, then \
+         finishes the job as it sees fit. With `\"force\": true` the job is finished at once \
+         as `FAILED`, message `cancelled by <user>: <reason>`. A finished job: 409. The body \
+         is optional."]
+#[utoipa::path(
+    post,
+    path = "/api/{version}/async_status/{id}/cancel",
+    operation_id = "cancelJob",
+    tag = "jobs",
+    params(JobPath),
+    request_body(content = ref("#/components/schemas/CancelJobRequest")),
+    responses(
+        (
+            status = 202,
+            description = "The job as it now is. The alert is `Cancel of async job <id> \
+                requested.` or `Async job <id> cancelled: finished as FAILED.`",
+            body = JobChangedEnvelope,
+            headers(
+                ("ETag" = ETag),
+                ("Last-Modified" = LastModified),
+                ("Retry-After" = RetryAfterPending),
+                ("Set-Cookie" = SetCookieRefresh),
+            ),
+        ),
+        (status = 404, response = JobNotFound),
+        (status = 409, response = Conflict),
+        SessionErrors,
+        JobErrors,
+        BodyErrors,
+    )
+)]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_CANCEL])?;
+    let id = parse_id(&id)?;
+    let body = read_body(&req, payload, state.settings.server.max_body_bytes).await?;
+    let body: CancelBody = json_body(&body, true)?;
+    if let Some(reason) = &body.reason {
+        validate_reason(reason).map_err(|e| ApiError::bad_request(format!("'reason': {e}")))?;
+    }
+    let request = CancelRequest {
+        by: auth.principal.username.clone(),
+        reason: body.reason,
+        force: body.force.unwrap_or(false),
+    };
+    let outcome = state
+        .db
+        .run(move |store| store.cancel_job(id, &request, now_micros()))
+        .await?;
+    match outcome {
+        CancelOutcome::Cancelled(job) => {
+            let text = if job.status.is_final() {
+                format!(
+                    "Async job {} cancelled: finished as {}.",
+                    job.id, job.status
+                )
+            } else {
+                format!("Cancel of async job {} requested.", job.id)
+            };
+            Ok(job_response(
+                &state,
+                HttpResponse::Accepted(),
+                &job,
+                Some(Alert::success(text)),
+            ))
+        }
+        CancelOutcome::NotFound => Err(ApiError::not_found(NOT_FOUND)),
+        CancelOutcome::Finished(done) => Err(ApiError::conflict(format!(
+            "async status is already {done} and can no longer be cancelled"
+        ))),
     }
 }
 
@@ -578,6 +866,7 @@ mod tests {
                 limit: Some(10),
                 offset: 20,
                 after: None,
+                ..ListQuery::default()
             })
         );
         let q = parse(&[("limit", "5"), ("offset", "7"), ("page", "9")]);

@@ -56,7 +56,8 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(jobs::get))
                 .route(web::put().to(jobs::update))
                 .route(web::delete().to(jobs::delete)),
-        );
+        )
+        .service(resource("/async_status/{id}/cancel", "POST").route(web::post().to(jobs::cancel)));
 }
 
 async fn no_such_path(req: HttpRequest) -> Result<HttpResponse, ApiError> {

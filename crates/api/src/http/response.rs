@@ -109,7 +109,20 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// A job as Traffic Ops shows it; all five keys are always present.
+/// How far a job has got.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Progress)]
+pub struct ProgressJson {
+    /// Steps done, `0 <= done <= total`.
+    #[schema(minimum = 0)]
+    pub done: i64,
+    /// Steps in all, at least 1.
+    #[schema(minimum = 1)]
+    pub total: i64,
+}
+
+/// A job: the five keys Traffic Ops shows, then the lifecycle's, all always present (`null`,
+/// `false` or `{}` when unset).
 // In the reference page's order.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Job)]
@@ -127,6 +140,36 @@ pub struct JobJson<'a> {
     /// The producer's latest message; `null` when none was ever given.
     #[schema(required = true)]
     pub message: Option<&'a str>,
+    /// What sort of job, as given at creation: 1–64 of `a-z0-9._-`.
+    #[schema(required = true, example = "acme.renew")]
+    pub kind: Option<&'a str>,
+    /// String pairs given at creation (at most 16).
+    #[schema(value_type = std::collections::BTreeMap<String, String>, example = json!({"cdn": "cdn1", "xmlId": "demo1"}))]
+    pub labels: &'a asyncstatus_domain::Labels,
+    /// The username that created the job; `null` for jobs created before this was kept.
+    #[schema(required = true)]
+    pub created_by: Option<&'a str>,
+    /// The producer's latest progress, or `null`.
+    #[schema(required = true)]
+    pub progress: Option<ProgressJson>,
+    /// When the reaper fails the job whatever its heartbeats; `null` for none.
+    #[schema(format = DateTime, required = true)]
+    pub deadline: Option<String>,
+    /// Seconds without an update after which the job is failed, instead of
+    /// `jobs.stale_after`; `null` for the default.
+    #[schema(required = true)]
+    pub heartbeat_timeout: Option<i64>,
+    /// Whether someone asked to cancel the job (`POST async_status/{id}/cancel`).
+    pub cancel_requested: bool,
+    /// The reason given with the cancel request, or `null`.
+    #[schema(required = true)]
+    pub cancel_reason: Option<&'a str>,
+    /// Who asked to cancel, or `null`.
+    #[schema(required = true)]
+    pub cancel_requested_by: Option<&'a str>,
+    /// When the job last changed (creation, heartbeat, cancel request, finish).
+    #[schema(format = DateTime, example = "2021-02-18T17:13:56.352261Z")]
+    pub last_updated: String,
 }
 
 impl<'a> From<&'a AsyncStatus> for JobJson<'a> {
@@ -137,6 +180,19 @@ impl<'a> From<&'a AsyncStatus> for JobJson<'a> {
             start_time: timestamp(job.start_time),
             end_time: job.end_time.map(timestamp),
             message: job.message.as_deref(),
+            kind: job.kind.as_deref(),
+            labels: &job.labels,
+            created_by: job.created_by.as_deref(),
+            progress: job.progress.map(|p| ProgressJson {
+                done: p.done,
+                total: p.total,
+            }),
+            deadline: job.deadline.map(timestamp),
+            heartbeat_timeout: job.heartbeat_timeout,
+            cancel_requested: job.cancel_requested,
+            cancel_reason: job.cancel_reason.as_deref(),
+            cancel_requested_by: job.cancel_requested_by.as_deref(),
+            last_updated: timestamp(job.last_updated),
         }
     }
 }

@@ -57,6 +57,7 @@ async fn finished_jobs_show_their_end_time_and_null_messages_stay_null(backend: 
     let update = asyncstatus_domain::JobUpdate {
         status: asyncstatus_domain::JobStatus::Failed,
         message: None,
+        progress: None,
     };
     app.with_store(move |s| s.update_job(id, &update, now_micros()))
         .await

@@ -145,6 +145,7 @@ async fn cursor_pages_walk_every_job_once_in_order(backend: Backend) {
             let update = asyncstatus_domain::JobUpdate {
                 status: asyncstatus_domain::JobStatus::Failed,
                 message: None,
+                progress: None,
             };
             s.update_job(id, &update, now_micros()).unwrap();
         }

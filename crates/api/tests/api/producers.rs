@@ -315,6 +315,7 @@ async fn old_job(app: &TestApp, age: Duration, finish: Option<JobStatus>) -> i64
                 &JobUpdate {
                     status,
                     message: None,
+                    progress: None,
                 },
                 then,
             )?;

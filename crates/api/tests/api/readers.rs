@@ -35,6 +35,7 @@ async fn finish(app: &TestApp, id: i64, status: JobStatus, at: chrono::DateTime<
             &JobUpdate {
                 status,
                 message: None,
+                progress: None,
             },
             at,
         )

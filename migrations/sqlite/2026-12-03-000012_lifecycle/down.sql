@@ -1,0 +1,13 @@
+DELETE FROM role_capability WHERE cap_name = 'ASYNC-STATUS:CANCEL';
+ALTER TABLE async_status DROP COLUMN kind;
+ALTER TABLE async_status DROP COLUMN labels;
+ALTER TABLE async_status DROP COLUMN created_by;
+ALTER TABLE async_status DROP COLUMN progress_done;
+ALTER TABLE async_status DROP COLUMN progress_total;
+ALTER TABLE async_status DROP COLUMN deadline;
+ALTER TABLE async_status DROP COLUMN heartbeat_timeout;
+ALTER TABLE async_status DROP COLUMN heartbeat_due;
+ALTER TABLE async_status DROP COLUMN cancel_requested;
+ALTER TABLE async_status DROP COLUMN cancel_reason;
+ALTER TABLE async_status DROP COLUMN cancel_requested_by;
+ALTER TABLE async_status DROP COLUMN flight_key;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS async_status_deadline_idx;
