@@ -105,7 +105,7 @@ fn to_jobs(rows: Vec<JobRow>) -> Result<Vec<AsyncStatus>, StoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateOutcome {
     /// The job was pending and now holds the update.
-    Updated(AsyncStatus),
+    Updated(Box<AsyncStatus>),
     /// No job has that id.
     NotFound,
     /// The job had already finished; nothing changed.
@@ -127,7 +127,7 @@ pub enum CreateOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// The job is pending with `cancel_requested`, or (forced) finished as `FAILED`.
-    Cancelled(AsyncStatus),
+    Cancelled(Box<AsyncStatus>),
     /// No job has that id.
     NotFound,
     /// The job had already finished; nothing changed.
@@ -753,7 +753,7 @@ impl Store {
         match (updated, current) {
             (Some(row), _) => {
                 self.announce(Change::Job(job_id));
-                Ok(UpdateOutcome::Updated(row.try_into()?))
+                Ok(UpdateOutcome::Updated(Box::new(row.try_into()?)))
             }
             (None, None) => Ok(UpdateOutcome::NotFound),
             (None, Some(row)) => {
@@ -829,7 +829,7 @@ impl Store {
         match (changed, current) {
             (Some(row), _) => {
                 self.announce(Change::Job(job_id));
-                Ok(CancelOutcome::Cancelled(row.try_into()?))
+                Ok(CancelOutcome::Cancelled(Box::new(row.try_into()?)))
             }
             (None, None) => Ok(CancelOutcome::NotFound),
             (None, Some(row)) => {
@@ -838,7 +838,7 @@ impl Store {
                     Ok(CancelOutcome::Finished(job.status))
                 } else {
                     // Asked before: the request stands as it was.
-                    Ok(CancelOutcome::Cancelled(job))
+                    Ok(CancelOutcome::Cancelled(Box::new(job)))
                 }
             }
         }
