@@ -114,6 +114,30 @@ pub enum UpdateOutcome {
     ProgressBehind(Progress),
 }
 
+/// What a conditional write to one job found: the row it changed, else the row as it is.
+enum Written {
+    Changed(JobRow),
+    Unchanged(JobRow),
+    Missing,
+}
+
+/// `changed`, or when the write changed nothing, the job as it is (if it exists).
+fn or_current(
+    conn: &mut DbConn,
+    job_id: i64,
+    changed: Option<JobRow>,
+) -> Result<Written, StoreError> {
+    if let Some(row) = changed {
+        return Ok(Written::Changed(row));
+    }
+    let current = async_status
+        .find(job_id)
+        .first::<JobRow>(conn)
+        .optional()
+        .map_err(StoreError::query("loading an async status"))?;
+    Ok(current.map_or(Written::Missing, Written::Unchanged))
+}
+
 /// The result of [`Store::create_job`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
@@ -662,6 +686,14 @@ impl Store {
         ))
     }
 
+    /// `written`, after announcing the change when there was one.
+    fn announced(&self, job_id: i64, written: Written) -> Written {
+        if matches!(written, Written::Changed(_)) {
+            self.announce(Change::Job(job_id));
+        }
+        written
+    }
+
     /// Creates a `PENDING` job with only a message (no key, kind, labels or limits).
     pub fn create_job(
         &self,
@@ -712,7 +744,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
         let due = self.heartbeat_due_after(now);
-        let (updated, current) = self.with_conn(|conn| {
+        let written = self.with_conn(|conn| {
             // Progress may stay or grow, never go back.
             let progress_ok: Box<
                 dyn BoxableExpression<async_status, MultiBackend, SqlType = Nullable<Bool>>,
@@ -740,23 +772,12 @@ impl Store {
                 .get_result::<JobRow>(conn)
                 .optional()
                 .map_err(StoreError::query("updating an async status"))?;
-            let current = match updated {
-                Some(_) => None,
-                None => async_status
-                    .find(job_id)
-                    .first::<JobRow>(conn)
-                    .optional()
-                    .map_err(StoreError::query("loading an async status"))?,
-            };
-            Ok((updated, current))
+            or_current(conn, job_id, updated)
         })?;
-        match (updated, current) {
-            (Some(row), _) => {
-                self.announce(Change::Job(job_id));
-                Ok(UpdateOutcome::Updated(Box::new(row.try_into()?)))
-            }
-            (None, None) => Ok(UpdateOutcome::NotFound),
-            (None, Some(row)) => {
+        match self.announced(job_id, written) {
+            Written::Changed(row) => Ok(UpdateOutcome::Updated(Box::new(row.try_into()?))),
+            Written::Missing => Ok(UpdateOutcome::NotFound),
+            Written::Unchanged(row) => {
                 let stored = AsyncStatus::try_from(row)?;
                 match check_transition(stored.status, update) {
                     Err(asyncstatus_domain::TransitionError::AlreadyFinished(done)) => {
@@ -788,7 +809,7 @@ impl Store {
     ) -> Result<CancelOutcome, StoreError> {
         let pending =
             async_status.filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str())));
-        let (changed, current) = self.with_conn(|conn| {
+        let written = self.with_conn(|conn| {
             let changed = if cancel.force {
                 diesel::update(pending)
                     .set((
@@ -816,23 +837,12 @@ impl Store {
                     .optional()
             }
             .map_err(StoreError::query("cancelling an async status"))?;
-            let current = match changed {
-                Some(_) => None,
-                None => async_status
-                    .find(job_id)
-                    .first::<JobRow>(conn)
-                    .optional()
-                    .map_err(StoreError::query("loading an async status"))?,
-            };
-            Ok((changed, current))
+            or_current(conn, job_id, changed)
         })?;
-        match (changed, current) {
-            (Some(row), _) => {
-                self.announce(Change::Job(job_id));
-                Ok(CancelOutcome::Cancelled(Box::new(row.try_into()?)))
-            }
-            (None, None) => Ok(CancelOutcome::NotFound),
-            (None, Some(row)) => {
+        match self.announced(job_id, written) {
+            Written::Changed(row) => Ok(CancelOutcome::Cancelled(Box::new(row.try_into()?))),
+            Written::Missing => Ok(CancelOutcome::NotFound),
+            Written::Unchanged(row) => {
                 let job = AsyncStatus::try_from(row)?;
                 if job.status.is_final() {
                     Ok(CancelOutcome::Finished(job.status))
