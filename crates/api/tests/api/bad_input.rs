@@ -663,7 +663,7 @@ fn corpus() -> Vec<Case> {
             "not found",
         ),
     ] {
-        cases.push(case(&format!("{name}"), M::POST, path, status, Some(alert)));
+        cases.push(case(name, M::POST, path, status, Some(alert)));
     }
     cases.push(
         case(
