@@ -504,6 +504,27 @@ pub enum Overdue {
     Deadline,
 }
 
+/// The `PENDING` jobs that are `overdue` at `now`, the longest overdue first: each an index
+/// range (`(status, last_updated, id)`, or the partial `(status, heartbeat_due)` and
+/// `(status, deadline)` indexes).
+fn overdue_query(overdue: Overdue, now: DateTime<Utc>) -> JobsQuery {
+    let pending = async_status
+        .filter(status.eq(JobStatus::Pending.as_str()))
+        .into_boxed();
+    match overdue {
+        Overdue::Stale(cutoff) => pending
+            .filter(heartbeat_timeout.is_null())
+            .filter(last_updated.lt(UtcTime(cutoff)))
+            .order(last_updated.asc()),
+        Overdue::Heartbeat => pending
+            .filter(heartbeat_due.lt(UtcTime(now)))
+            .order(heartbeat_due.asc()),
+        Overdue::Deadline => pending
+            .filter(deadline.lt(UtcTime(now)))
+            .order(deadline.asc()),
+    }
+}
+
 /// What one batch of the reaper or the purge did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepBatch {
@@ -888,21 +909,7 @@ impl Store {
     ) -> Result<SweepBatch, StoreError> {
         let (found, ids) = self.with_conn(|conn| {
             conn.write_transaction(|conn| {
-                let pending = async_status
-                    .filter(status.eq(JobStatus::Pending.as_str()))
-                    .into_boxed();
-                let candidates = match overdue {
-                    Overdue::Stale(cutoff) => pending
-                        .filter(heartbeat_timeout.is_null())
-                        .filter(last_updated.lt(UtcTime(cutoff)))
-                        .order(last_updated.asc()),
-                    Overdue::Heartbeat => pending
-                        .filter(heartbeat_due.lt(UtcTime(now)))
-                        .order(heartbeat_due.asc()),
-                    Overdue::Deadline => pending
-                        .filter(deadline.lt(UtcTime(now)))
-                        .order(deadline.asc()),
-                };
+                let candidates = overdue_query(overdue, now);
                 let found: Vec<(i64, UtcTime, Option<UtcTime>)> = candidates
                     .select((id, last_updated, deadline))
                     .limit(REAP_BATCH)
@@ -996,6 +1003,18 @@ impl Store {
             plan.extend(self.explain(backend, q)?);
         }
         Ok(plan)
+    }
+
+    /// The plan of the reaper's search for `overdue` jobs (one batch), as [`Store::explain_list`].
+    pub fn explain_overdue(
+        &self,
+        overdue: Overdue,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.explain(
+            self.backend(),
+            overdue_query(overdue, now).limit(REAP_BATCH),
+        )
     }
 
     /// The plan of the statement `q`.
