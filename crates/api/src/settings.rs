@@ -169,6 +169,13 @@ pub struct JobsSettings {
     /// The longest `heartbeat_timeout` a job may be given; `None` is `stale_after`.
     #[serde(default, with = "humantime_serde")]
     pub max_heartbeat_timeout: Option<Duration>,
+    /// A `: keep-alive` comment is sent on an event stream silent this long.
+    #[serde(default = "event_keepalive", with = "humantime_serde")]
+    pub event_keepalive: Duration,
+}
+
+fn event_keepalive() -> Duration {
+    Duration::from_secs(15)
 }
 
 impl JobsSettings {
@@ -468,6 +475,7 @@ impl Settings {
             ("jobs.stale_after", self.jobs.stale_after),
             ("jobs.reaper_interval", self.jobs.reaper_interval),
             ("jobs.max_timeout", self.jobs.max_timeout),
+            ("jobs.event_keepalive", self.jobs.event_keepalive),
             ("auth.login_window", self.auth.login_window),
             ("auth.login_max_delay", self.auth.login_max_delay),
         ] {

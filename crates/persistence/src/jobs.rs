@@ -640,7 +640,12 @@ impl Store {
                     .map_err(StoreError::query("creating an async status"))
             });
             let key = match (inserted, &new.key) {
-                (Ok(row), _) => return Ok(CreateOutcome::Created(row.try_into()?)),
+                (Ok(row), _) => {
+                    let job: AsyncStatus = row.try_into()?;
+                    // For the event streams (on PostgreSQL the trigger's NOTIFY says it too).
+                    self.announce(Change::Job(job.id));
+                    return Ok(CreateOutcome::Created(job));
+                }
                 (Err(StoreError::Conflict(_)), Some(key)) => key,
                 (Err(e), _) => return Err(e),
             };

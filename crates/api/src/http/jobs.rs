@@ -260,7 +260,7 @@ fn checked_message(message: Option<String>) -> Result<Option<String>, ApiError> 
 
 /// The list query of a query string. `label` may repeat, so it is taken out before the other
 /// parameters are read.
-fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
+pub(crate) fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
     let pairs = form_urlencoded::parse(query_string.as_bytes());
     let (labels, rest): (Vec<_>, Vec<_>) = pairs.partition(|(name, _)| name == "label");
     let rest = form_urlencoded::Serializer::new(String::new())

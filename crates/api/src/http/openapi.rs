@@ -50,7 +50,7 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse};
 
-use crate::http::{jobs, ops, users, API_VERSIONS};
+use crate::http::{events, jobs, ops, users, API_VERSIONS};
 use schemas::*;
 
 /// The document: operations, schemas and shared answers as utoipa makes them.
@@ -66,6 +66,7 @@ use schemas::*;
         jobs::get,
         jobs::update,
         jobs::delete,
+        events::events,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -413,6 +414,66 @@ parameter_groups! {
     JobConditions = ["Prefer", "If-None-Match", "If-Modified-Since"];
     /// The filters, order and paging of `listJobs`.
     ListFilters = ["StatusFilter", "IdFilter", "OrderBy", "SortOrder", "Limit", "Offset", "Page", "Cursor"];
+}
+
+/// The filters of `jobEvents`: the list's `status` and `id`, and the row filters.
+pub struct EventFilters;
+
+impl IntoParams for EventFilters {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let time = |what: &str| {
+            string()
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some(what))
+        };
+        let mut all = parameters(&["StatusFilter", "IdFilter"]);
+        all.extend(
+            [
+                (
+                    "kind",
+                    "Only jobs of this kind.",
+                    RefOr::from(string().pattern(Some("^[a-z0-9._-]{1,64}$")).build()),
+                ),
+                (
+                    "created_by",
+                    "Only jobs created by this username.",
+                    string()
+                        .min_length(Some(1))
+                        .max_length(Some(128))
+                        .build()
+                        .into(),
+                ),
+                (
+                    "label",
+                    "`key:value`; may repeat, and every pair must be among the job's labels.",
+                    string()
+                        .pattern(Some("^[A-Za-z0-9._/-]{1,64}:"))
+                        .build()
+                        .into(),
+                ),
+                (
+                    "newerThan",
+                    "Only jobs started after this RFC 3339 time.",
+                    time("RFC 3339").build().into(),
+                ),
+                (
+                    "olderThan",
+                    "Only jobs started before this RFC 3339 time.",
+                    time("RFC 3339").build().into(),
+                ),
+            ]
+            .into_iter()
+            .map(|(name, description, schema)| {
+                let p = parameter(name, ParameterIn::Query, description, schema);
+                if name == "label" {
+                    p.explode(Some(true)).build()
+                } else {
+                    p.build()
+                }
+            }),
+        );
+        all
+    }
 }
 
 /// A header.
