@@ -145,7 +145,7 @@ impl Events {
         noted.lagged || !noted.ids.is_empty()
     }
 
-    fn send(&self, event: Event) {
+    pub(crate) fn send(&self, event: Event) {
         // No receiver: nobody to tell.
         let _ = self.sender.send(Arc::new(event));
     }

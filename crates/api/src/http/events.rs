@@ -228,6 +228,51 @@ mod tests {
         stream_filter(q).map_err(|e| e.to_string())
     }
 
+    /// A stream on `hub`, opened, that would keep alive every hour and expire at `expires`.
+    fn open_stream(hub: &crate::events::Events, expires: Instant) -> Stream {
+        let (events, stop) = hub.subscribe();
+        let hour = std::time::Duration::from_secs(3600);
+        let waiters = Arc::new(crate::waiters::Waiters::default());
+        Stream {
+            events,
+            stop,
+            filter: ListQuery::default(),
+            keepalive: tokio::time::interval_at(Instant::now() + hour, hour),
+            expires,
+            opened: true,
+            done: false,
+            _slot: waiters.hold(1).unwrap(),
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_stream_that_falls_behind_is_told_it_lagged_and_ends() {
+        let hub = crate::events::Events::default();
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        let mut slow = open_stream(&hub, far);
+        let extra = 10;
+        for id in 0..(crate::events::CHANNEL_CAPACITY as i64 + extra) {
+            hub.send(Event::Deleted {
+                id,
+                frame: Bytes::from(format!("event: deleted\ndata: {{\"id\":{id}}}\n\n")),
+            });
+        }
+        assert_eq!(slow.next().await, Some(lagged(Some(extra as u64))));
+        assert_eq!(slow.next().await, None, "and ends");
+        // Missed changes (the listener reconnected) end every stream the same way.
+        let mut other = open_stream(&hub, far);
+        hub.send(Event::Lagged);
+        assert_eq!(other.next().await, Some(lagged(None)));
+        assert_eq!(other.next().await, None);
+    }
+
+    #[actix_web::test]
+    async fn a_stream_ends_when_its_token_expires() {
+        let hub = crate::events::Events::default();
+        let mut stream = open_stream(&hub, Instant::now());
+        assert_eq!(stream.next().await, None);
+    }
+
     #[test]
     fn paging_parameters_are_refused_and_filters_read() {
         for name in PAGING {

@@ -355,7 +355,64 @@ async fn streams_end_when_the_server_stops_and_new_ones_are_refused(backend: Bac
     assert_alert_contains(r, StatusCode::SERVICE_UNAVAILABLE, "stopping").await;
 }
 
+/// The most bytes the kernel may buffer on one loopback connection: the largest receive and
+/// send buffers (`tcp_rmem`, `tcp_wmem`).
+fn socket_buffers() -> usize {
+    let max = |file: &str| {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(2)?.parse::<usize>().ok())
+            .unwrap_or(8 << 20)
+    };
+    max("/proc/sys/net/ipv4/tcp_rmem") + max("/proc/sys/net/ipv4/tcp_wmem")
+}
+
+async fn a_reader_that_does_not_keep_up_is_told_it_lagged_and_the_stream_ends(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let reader = cookie_client();
+    app.login_with(
+        &reader,
+        crate::helpers::ADMIN,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let mut slow = Sse::open(&reader, &app.events_url("")).await;
+    // Enough big jobs to fill every buffer between the server and the reader, and then the
+    // server's own backlog of 256 events: the server stops reading the reader's events once
+    // its socket is full and the backlog moves on without it.
+    let message = "x".repeat(60_000);
+    let jobs = socket_buffers() / message.len() + 300;
+    app.with_store(move |store| {
+        for _ in 0..jobs {
+            store
+                .create_job(Some(&message), asyncstatus_persistence::now_micros())
+                .unwrap();
+        }
+    })
+    .await;
+    let mut received = 0;
+    let missed = loop {
+        match slow.event().await {
+            (name, _) if name == "job" => received += 1,
+            (name, data) => {
+                assert_eq!(name, "lagged", "{data}");
+                break data["missed"].as_u64().unwrap();
+            }
+        }
+    };
+    assert!(
+        missed > 0 && received < jobs,
+        "{received} of {jobs}, {missed} missed"
+    );
+    assert_eq!(slow.frame().await, None, "a lagged stream ends");
+    parked(&app, 0).await;
+}
+
 both_backends!(
+    a_reader_that_does_not_keep_up_is_told_it_lagged_and_the_stream_ends,
     a_stream_sees_creation_heartbeat_cancel_finish_and_deletion,
     filters_select_what_a_stream_is_sent,
     bad_filters_paging_and_missing_permissions_are_refused,
