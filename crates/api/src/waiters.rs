@@ -3,7 +3,8 @@
 //! PostgreSQL LISTEN/NOTIFY from every replica) wakes the waiters of the job that changed.
 //!
 //! Waiters are capped overall and per user (`jobs.max_waiters`, `jobs.max_waiters_per_user`):
-//! past a cap [`Waiters::subscribe`] refuses, and the request is answered at once. A waiter
+//! past a cap [`Waiters::subscribe`] refuses, and the request is answered at once. Event
+//! streams count against the same caps through [`Waiters::hold`], a [`Slot`] with no job. A waiter
 //! whose client hangs up ends with its connection: the server shuts an HTTP/1 connection down
 //! when it reads the client's EOF (`h1_allow_half_closed(false)` in `startup.rs`), which drops
 //! the handler's future and with it the [`Subscription`].
