@@ -172,6 +172,13 @@ pub struct JobsSettings {
     /// A `: keep-alive` comment is sent on an event stream silent this long.
     #[serde(default = "event_keepalive", with = "humantime_serde")]
     pub event_keepalive: Duration,
+    /// How often an open event stream re-checks its token; it ends when the check fails.
+    #[serde(default = "event_recheck", with = "humantime_serde")]
+    pub event_recheck: Duration,
+}
+
+fn event_recheck() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn event_keepalive() -> Duration {
@@ -476,6 +483,7 @@ impl Settings {
             ("jobs.reaper_interval", self.jobs.reaper_interval),
             ("jobs.max_timeout", self.jobs.max_timeout),
             ("jobs.event_keepalive", self.jobs.event_keepalive),
+            ("jobs.event_recheck", self.jobs.event_recheck),
             ("auth.login_window", self.auth.login_window),
             ("auth.login_max_delay", self.auth.login_max_delay),
         ] {

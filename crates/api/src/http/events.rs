@@ -4,7 +4,8 @@
 //! A stream counts against the long-poll caps (`jobs.max_waiters`, overall: 503;
 //! `jobs.max_waiters_per_user`: 429) until it ends. It ends when its client hangs up (the
 //! connection is dropped at the client's EOF, see `startup.rs`, and with it the stream and its
-//! slot), when it lags, when its token expires, and at once when the server stops.
+//! slot), when it lags, when its token expires or stops authorizing it (re-checked every
+//! `jobs.event_recheck`), and at once when the server stops.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -59,6 +60,44 @@ fn selects(q: &ListQuery, job: &AsyncStatus) -> bool {
         && q.older_than.is_none_or(|t| job.start_time < t)
 }
 
+/// The periodic re-check of a stream's token: a session logged out, a user removed or a
+/// permission taken away ends the stream within `jobs.event_recheck`.
+struct Recheck {
+    every: Interval,
+    state: web::Data<AppState>,
+    token: String,
+}
+
+impl Recheck {
+    /// Whether the token still authenticates a user who may read jobs (the user cache first,
+    /// as for any request; a miss reads the database). Any failure ends the stream.
+    async fn still_allowed(&self) -> bool {
+        let auth = self.state.auth.clone();
+        let principal = match auth.authenticate_cached(&self.token) {
+            Ok((Some(principal), _)) => principal,
+            Ok((None, claims)) => {
+                let token = self.token.clone();
+                match self.state.db.run(move |_| auth.load(&token, &claims)).await {
+                    Ok(principal) => principal,
+                    Err(_) => return false,
+                }
+            }
+            Err(_) => return false,
+        };
+        principal.has(&Permission::ASYNC_STATUS_READ)
+    }
+}
+
+/// Waits for the next re-check; never, without one.
+async fn recheck_due(recheck: &mut Option<Recheck>) {
+    match recheck {
+        Some(r) => {
+            r.every.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// One open stream.
 struct Stream {
     events: broadcast::Receiver<Arc<Event>>,
@@ -67,6 +106,7 @@ struct Stream {
     keepalive: Interval,
     /// The token's expiry: the stream ends then (a new request needs a valid token).
     expires: Instant,
+    recheck: Option<Recheck>,
     opened: bool,
     done: bool,
     _slot: Slot,
@@ -75,6 +115,7 @@ struct Stream {
 const OPENED: &[u8] = b": connected\n\n";
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 const STOPPING: &[u8] = b": server stopping\n\n";
+const REFUSED: &[u8] = b": no longer authorized\n\n";
 
 /// `event: lagged`: changes were missed; the stream ends, the client should list again.
 fn lagged(missed: Option<u64>) -> Bytes {
@@ -100,6 +141,17 @@ impl Stream {
                     Bytes::from_static(STOPPING)
                 }
                 _ = tokio::time::sleep_until(self.expires) => return None,
+                _ = recheck_due(&mut self.recheck) => {
+                    let allowed = match &self.recheck {
+                        Some(r) => r.still_allowed().await,
+                        None => true,
+                    };
+                    if allowed {
+                        continue;
+                    }
+                    self.done = true;
+                    Bytes::from_static(REFUSED)
+                }
                 received = self.events.recv() => match received {
                     Ok(event) => match &*event {
                         Event::Job { job, frame } if selects(&self.filter, job) => frame.clone(),
@@ -141,7 +193,8 @@ impl Stream {
          that falls more than 256 events behind, or when changes may have been missed, gets \
          `event: lagged` (`{\"missed\": <n or null>}`) and ends: reconnect, then list again. \
          There is no replay: open the stream first, then list. A stream ends when its token \
-         expires, and at once when the server stops. It counts against the long-poll caps: \
+         expires or no longer authorizes it (re-checked every `jobs.event_recheck`, default 1 \
+         min: logout, a removed user, a lost permission), and at once when the server stops. It counts against the long-poll caps: \
          past `jobs.max_waiters` 503, past `jobs.max_waiters_per_user` 429."]
 #[utoipa::path(
     get,
@@ -197,12 +250,23 @@ pub async fn events(
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let left = auth.claims.exp - chrono::Utc::now().timestamp();
     let expires = Instant::now() + std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0));
+    let recheck = crate::http::extract::token_of(&req).map(|(token, _)| {
+        let every = state.settings.jobs.event_recheck;
+        let mut every = tokio::time::interval_at(Instant::now() + every, every);
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Recheck {
+            every,
+            state: state.clone(),
+            token,
+        }
+    });
     let stream = Stream {
         events,
         stop,
         filter,
         keepalive,
         expires,
+        recheck,
         opened: false,
         done: false,
         _slot: slot,
@@ -239,6 +303,7 @@ mod tests {
             filter: ListQuery::default(),
             keepalive: tokio::time::interval_at(Instant::now() + hour, hour),
             expires,
+            recheck: None,
             opened: true,
             done: false,
             _slot: waiters.hold(1).unwrap(),

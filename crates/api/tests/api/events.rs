@@ -28,7 +28,12 @@ struct Sse {
 impl Sse {
     /// Opens the stream at `url` with `client` and reads its opening comment.
     async fn open(client: &reqwest::Client, url: &str) -> Sse {
-        let response = client.get(url).send().await.unwrap();
+        Sse::open_with(client.get(url)).await
+    }
+
+    /// Opens the stream that `request` asks for and reads its opening comment.
+    async fn open_with(request: reqwest::RequestBuilder) -> Sse {
+        let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "a stream opens");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         assert_eq!(response.headers()["cache-control"], "no-cache");
@@ -411,7 +416,46 @@ async fn a_reader_that_does_not_keep_up_is_told_it_lagged_and_the_stream_ends(ba
     parked(&app, 0).await;
 }
 
+async fn a_stream_ends_soon_after_its_session_is_logged_out(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.jobs.event_recheck = Duration::from_millis(100);
+    })
+    .await
+    else {
+        return;
+    };
+    let token = app
+        .token(crate::helpers::ADMIN, crate::helpers::ADMIN_PASSWORD)
+        .await;
+    let client = reqwest::Client::new();
+    let mut stream = Sse::open_with(client.get(app.events_url("")).bearer_auth(&token)).await;
+    let mut other = Sse::open_with(
+        client.get(app.events_url("")).bearer_auth(
+            app.token(crate::helpers::ADMIN, crate::helpers::ADMIN_PASSWORD)
+                .await,
+        ),
+    )
+    .await;
+    let r = client
+        .post(app.api("/user/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        stream.frame().await,
+        Some(Frame::Comment("no longer authorized".into()))
+    );
+    assert_eq!(stream.frame().await, None);
+    // Another session's stream goes on.
+    app.login_admin().await;
+    let id = app.create_job("still heard").await;
+    assert_eq!(other.job().await["id"], id);
+}
+
 both_backends!(
+    a_stream_ends_soon_after_its_session_is_logged_out,
     a_reader_that_does_not_keep_up_is_told_it_lagged_and_the_stream_ends,
     a_stream_sees_creation_heartbeat_cancel_finish_and_deletion,
     filters_select_what_a_stream_is_sent,
