@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,6 +71,7 @@ pub struct Events {
     wake: Notify,
     sender: broadcast::Sender<Arc<Event>>,
     stop: watch::Sender<bool>,
+    reads: AtomicU64,
 }
 
 impl Default for Events {
@@ -79,6 +81,7 @@ impl Default for Events {
             wake: Notify::new(),
             sender: broadcast::channel(CHANNEL_CAPACITY).0,
             stop: watch::channel(false).0,
+            reads: AtomicU64::new(0),
         }
     }
 }
@@ -123,6 +126,11 @@ impl Events {
     /// Streams open now.
     pub fn streams(&self) -> usize {
         self.sender.receiver_count()
+    }
+
+    /// Database reads made for the streams so far (each of up to [`READ_BATCH`] jobs).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     fn take(&self) -> (Vec<i64>, bool) {
@@ -173,6 +181,7 @@ impl Events {
                     continue;
                 }
                 let wanted = ids.clone();
+                self.reads.fetch_add(1, Ordering::Relaxed);
                 match db.run(move |store| store.get_jobs(&wanted)).await {
                     Ok(jobs) => self.fan_out(&ids, jobs, &mut last_sent),
                     Err(e) => {

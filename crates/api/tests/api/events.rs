@@ -454,7 +454,46 @@ async fn a_stream_ends_soon_after_its_session_is_logged_out(backend: Backend) {
     assert_eq!(other.job().await["id"], id);
 }
 
+async fn many_streams_and_many_changes_cost_a_few_batched_reads(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.database.pool_size = 2).await else {
+        return;
+    };
+    app.login_admin().await;
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        streams.push(Sse::open(&app.client, &app.events_url("")).await);
+    }
+    let before = app.state.events.reads();
+    let ids = app
+        .with_store(|store| {
+            (0..200)
+                .map(|_| {
+                    store
+                        .create_job(Some("burst"), asyncstatus_persistence::now_micros())
+                        .unwrap()
+                        .id
+                })
+                .collect::<Vec<i64>>()
+        })
+        .await;
+    for stream in &mut streams {
+        let mut seen = Vec::new();
+        while seen.len() < ids.len() {
+            seen.push(stream.job().await["id"].as_i64().unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, ids, "every stream hears every change once");
+    }
+    let reads = app.state.events.reads() - before;
+    // 200 changes × 20 streams, one at a time: not 4 000 reads, nor 200.
+    assert!(reads <= 100, "{reads} reads");
+    // The pool of 2 was left to the requests meanwhile.
+    let r = app.get(app.job_url(ids[0])).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 both_backends!(
+    many_streams_and_many_changes_cost_a_few_batched_reads,
     a_stream_ends_soon_after_its_session_is_logged_out,
     a_reader_that_does_not_keep_up_is_told_it_lagged_and_the_stream_ends,
     a_stream_sees_creation_heartbeat_cancel_finish_and_deletion,
