@@ -277,7 +277,8 @@ pub async fn events(
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
-        .insert_header((CACHE_CONTROL, "no-cache"))
+        // One user's view, never to be kept by a cache.
+        .insert_header((CACHE_CONTROL, "private, no-store"))
         // Proxies (nginx) pass each event on at once; the gzip middleware leaves it alone.
         .insert_header(("x-accel-buffering", "no"))
         .insert_header(ContentEncoding::Identity)

@@ -36,7 +36,7 @@ impl Sse {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "a stream opens");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert_eq!(response.headers()["cache-control"], "private, no-store");
         let mut sse = Sse {
             response,
             buffer: String::new(),
@@ -492,7 +492,64 @@ async fn many_streams_and_many_changes_cost_a_few_batched_reads(backend: Backend
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// The next line curl printed, within [`PATIENCE`].
+async fn line(
+    lines: &std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<String>>>,
+) -> String {
+    let lines = lines.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        lines
+            .lock()
+            .unwrap()
+            .recv_timeout(PATIENCE)
+            .expect("curl prints within the patience")
+    })
+    .await
+    .unwrap()
+}
+
+async fn curl_follows_the_stream_as_the_readme_shows(backend: Backend) {
+    use std::io::BufRead;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let token = app
+        .token(crate::helpers::ADMIN, crate::helpers::ADMIN_PASSWORD)
+        .await;
+    let mut curl = crate::helpers::Reaped(
+        std::process::Command::new("curl")
+            .args(["-s", "-N", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(app.events_url("status=PENDING"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl runs (the README's examples use it)"),
+    );
+    let stdout = curl.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(receive));
+    assert_eq!(line(&lines).await, ": connected");
+    assert_eq!(line(&lines).await, "");
+    let id = app.create_job("followed by curl").await;
+    assert_eq!(line(&lines).await, "event: job");
+    let data = line(&lines).await;
+    let job: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(job, app.job_json(id).await);
+}
+
 both_backends!(
+    curl_follows_the_stream_as_the_readme_shows,
     many_streams_and_many_changes_cost_a_few_batched_reads,
     a_stream_ends_soon_after_its_session_is_logged_out,
     a_reader_that_does_not_keep_up_is_told_it_lagged_and_the_stream_ends,
