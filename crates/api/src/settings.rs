@@ -491,7 +491,11 @@ impl Settings {
                 return Err(invalid(format!("{key} must be more than 0s")));
             }
         }
-        if self.jobs.heartbeat_timeout_cap() < Duration::from_secs(1) {
+        if self
+            .jobs
+            .max_heartbeat_timeout
+            .is_some_and(|cap| cap < Duration::from_secs(1))
+        {
             return Err(invalid("jobs.max_heartbeat_timeout must be at least 1s"));
         }
         if self.auth.login_max_delay < Duration::from_secs(1) {

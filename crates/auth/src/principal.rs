@@ -59,7 +59,7 @@ mod tests {
         let admin = principal("admin", &[]);
         assert!(admin.require(&Permission::KNOWN).is_ok());
         assert!(admin.has(&Permission::new("SERVER:READ").unwrap()));
-        assert_eq!(admin.effective_permissions().len(), 4);
+        assert_eq!(admin.effective_permissions().len(), Permission::KNOWN.len());
     }
 
     #[test]

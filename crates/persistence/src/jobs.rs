@@ -105,13 +105,37 @@ fn to_jobs(rows: Vec<JobRow>) -> Result<Vec<AsyncStatus>, StoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateOutcome {
     /// The job was pending and now holds the update.
-    Updated(AsyncStatus),
+    Updated(Box<AsyncStatus>),
     /// No job has that id.
     NotFound,
     /// The job had already finished; nothing changed.
     Finished(JobStatus),
     /// The update's progress is below the job's; nothing changed.
     ProgressBehind(Progress),
+}
+
+/// What a conditional write to one job found: the row it changed, else the row as it is.
+enum Written {
+    Changed(JobRow),
+    Unchanged(JobRow),
+    Missing,
+}
+
+/// `changed`, or when the write changed nothing, the job as it is (if it exists).
+fn or_current(
+    conn: &mut DbConn,
+    job_id: i64,
+    changed: Option<JobRow>,
+) -> Result<Written, StoreError> {
+    if let Some(row) = changed {
+        return Ok(Written::Changed(row));
+    }
+    let current = async_status
+        .find(job_id)
+        .first::<JobRow>(conn)
+        .optional()
+        .map_err(StoreError::query("loading an async status"))?;
+    Ok(current.map_or(Written::Missing, Written::Unchanged))
 }
 
 /// The result of [`Store::create_job`].
@@ -127,7 +151,7 @@ pub enum CreateOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// The job is pending with `cancel_requested`, or (forced) finished as `FAILED`.
-    Cancelled(AsyncStatus),
+    Cancelled(Box<AsyncStatus>),
     /// No job has that id.
     NotFound,
     /// The job had already finished; nothing changed.
@@ -480,6 +504,27 @@ pub enum Overdue {
     Deadline,
 }
 
+/// The `PENDING` jobs that are `overdue` at `now`, the longest overdue first: each an index
+/// range (`(status, last_updated, id)`, or the partial `(status, heartbeat_due)` and
+/// `(status, deadline)` indexes).
+fn overdue_query(overdue: Overdue, now: DateTime<Utc>) -> JobsQuery {
+    let pending = async_status
+        .filter(status.eq(JobStatus::Pending.as_str()))
+        .into_boxed();
+    match overdue {
+        Overdue::Stale(cutoff) => pending
+            .filter(heartbeat_timeout.is_null())
+            .filter(last_updated.lt(UtcTime(cutoff)))
+            .order(last_updated.asc()),
+        Overdue::Heartbeat => pending
+            .filter(heartbeat_due.lt(UtcTime(now)))
+            .order(heartbeat_due.asc()),
+        Overdue::Deadline => pending
+            .filter(deadline.lt(UtcTime(now)))
+            .order(deadline.asc()),
+    }
+}
+
 /// What one batch of the reaper or the purge did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepBatch {
@@ -667,6 +712,14 @@ impl Store {
         ))
     }
 
+    /// `written`, after announcing the change when there was one.
+    fn announced(&self, job_id: i64, written: Written) -> Written {
+        if matches!(written, Written::Changed(_)) {
+            self.announce(Change::Job(job_id));
+        }
+        written
+    }
+
     /// Creates a `PENDING` job with only a message (no key, kind, labels or limits).
     pub fn create_job(
         &self,
@@ -717,7 +770,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
         let due = self.heartbeat_due_after(now);
-        let (updated, current) = self.with_conn(|conn| {
+        let written = self.with_conn(|conn| {
             // Progress may stay or grow, never go back.
             let progress_ok: Box<
                 dyn BoxableExpression<async_status, MultiBackend, SqlType = Nullable<Bool>>,
@@ -745,23 +798,12 @@ impl Store {
                 .get_result::<JobRow>(conn)
                 .optional()
                 .map_err(StoreError::query("updating an async status"))?;
-            let current = match updated {
-                Some(_) => None,
-                None => async_status
-                    .find(job_id)
-                    .first::<JobRow>(conn)
-                    .optional()
-                    .map_err(StoreError::query("loading an async status"))?,
-            };
-            Ok((updated, current))
+            or_current(conn, job_id, updated)
         })?;
-        match (updated, current) {
-            (Some(row), _) => {
-                self.announce(Change::Job(job_id));
-                Ok(UpdateOutcome::Updated(row.try_into()?))
-            }
-            (None, None) => Ok(UpdateOutcome::NotFound),
-            (None, Some(row)) => {
+        match self.announced(job_id, written) {
+            Written::Changed(row) => Ok(UpdateOutcome::Updated(Box::new(row.try_into()?))),
+            Written::Missing => Ok(UpdateOutcome::NotFound),
+            Written::Unchanged(row) => {
                 let stored = AsyncStatus::try_from(row)?;
                 match check_transition(stored.status, update) {
                     Err(asyncstatus_domain::TransitionError::AlreadyFinished(done)) => {
@@ -793,7 +835,7 @@ impl Store {
     ) -> Result<CancelOutcome, StoreError> {
         let pending =
             async_status.filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str())));
-        let (changed, current) = self.with_conn(|conn| {
+        let written = self.with_conn(|conn| {
             let changed = if cancel.force {
                 diesel::update(pending)
                     .set((
@@ -821,29 +863,18 @@ impl Store {
                     .optional()
             }
             .map_err(StoreError::query("cancelling an async status"))?;
-            let current = match changed {
-                Some(_) => None,
-                None => async_status
-                    .find(job_id)
-                    .first::<JobRow>(conn)
-                    .optional()
-                    .map_err(StoreError::query("loading an async status"))?,
-            };
-            Ok((changed, current))
+            or_current(conn, job_id, changed)
         })?;
-        match (changed, current) {
-            (Some(row), _) => {
-                self.announce(Change::Job(job_id));
-                Ok(CancelOutcome::Cancelled(row.try_into()?))
-            }
-            (None, None) => Ok(CancelOutcome::NotFound),
-            (None, Some(row)) => {
+        match self.announced(job_id, written) {
+            Written::Changed(row) => Ok(CancelOutcome::Cancelled(Box::new(row.try_into()?))),
+            Written::Missing => Ok(CancelOutcome::NotFound),
+            Written::Unchanged(row) => {
                 let job = AsyncStatus::try_from(row)?;
                 if job.status.is_final() {
                     Ok(CancelOutcome::Finished(job.status))
                 } else {
                     // Asked before: the request stands as it was.
-                    Ok(CancelOutcome::Cancelled(job))
+                    Ok(CancelOutcome::Cancelled(Box::new(job)))
                 }
             }
         }
@@ -883,21 +914,7 @@ impl Store {
     ) -> Result<SweepBatch, StoreError> {
         let (found, ids) = self.with_conn(|conn| {
             conn.write_transaction(|conn| {
-                let pending = async_status
-                    .filter(status.eq(JobStatus::Pending.as_str()))
-                    .into_boxed();
-                let candidates = match overdue {
-                    Overdue::Stale(cutoff) => pending
-                        .filter(heartbeat_timeout.is_null())
-                        .filter(last_updated.lt(UtcTime(cutoff)))
-                        .order(last_updated.asc()),
-                    Overdue::Heartbeat => pending
-                        .filter(heartbeat_due.lt(UtcTime(now)))
-                        .order(heartbeat_due.asc()),
-                    Overdue::Deadline => pending
-                        .filter(deadline.lt(UtcTime(now)))
-                        .order(deadline.asc()),
-                };
+                let candidates = overdue_query(overdue, now);
                 let found: Vec<(i64, UtcTime, Option<UtcTime>)> = candidates
                     .select((id, last_updated, deadline))
                     .limit(REAP_BATCH)
@@ -991,6 +1008,18 @@ impl Store {
             plan.extend(self.explain(backend, q)?);
         }
         Ok(plan)
+    }
+
+    /// The plan of the reaper's search for `overdue` jobs (one batch), as [`Store::explain_list`].
+    pub fn explain_overdue(
+        &self,
+        overdue: Overdue,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.explain(
+            self.backend(),
+            overdue_query(overdue, now).limit(REAP_BATCH),
+        )
     }
 
     /// The plan of the statement `q`.

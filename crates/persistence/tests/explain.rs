@@ -9,7 +9,7 @@
 
 use asyncstatus_domain::{After, JobStatus, ListQuery, OrderBy, SortOrder};
 use asyncstatus_persistence::testing::TestDatabase;
-use asyncstatus_persistence::Backend;
+use asyncstatus_persistence::{Backend, Overdue};
 
 const JOBS: u32 = 150_000;
 
@@ -229,6 +229,31 @@ fn row_filters_read_through_an_index(backend: Backend, store: &asyncstatus_persi
     );
 }
 
+/// The reaper's three searches (stale, past their own heartbeat timeout, past their deadline)
+/// read an index range of the pending jobs, never the table.
+fn the_reaper_searches_through_an_index(backend: Backend, store: &asyncstatus_persistence::Store) {
+    let now = chrono::Utc::now();
+    for (overdue, index) in [
+        (
+            Overdue::Stale(now - chrono::TimeDelta::minutes(15)),
+            "async_status_status_last_updated_id_idx",
+        ),
+        (Overdue::Heartbeat, "async_status_heartbeat_due_idx"),
+        (Overdue::Deadline, "async_status_deadline_idx"),
+    ] {
+        let plan = store.explain_overdue(overdue, now).unwrap();
+        let scans = plan.iter().any(|line| match backend {
+            Backend::Postgres => line.contains("Seq Scan on async_status"),
+            Backend::Sqlite => line == "SCAN async_status",
+        });
+        let ranged = plan.iter().any(|line| line.contains(index));
+        assert!(
+            !scans && ranged,
+            "{overdue:?} on {backend:?} through {index}: {plan:#?}"
+        );
+    }
+}
+
 fn every_documented_list_query_uses_an_index(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
@@ -285,6 +310,7 @@ fn every_documented_list_query_uses_an_index(backend: Backend) {
         failures.join("\n")
     );
     row_filters_read_through_an_index(backend, &store);
+    the_reaper_searches_through_an_index(backend, &store);
     // The check can fail: without the start_time index that order sorts the table.
     let by_start_time = ListQuery {
         order_by: OrderBy::StartTime,

@@ -109,6 +109,13 @@ fn a_previous_release_migrates_forward_with_its_jobs(backend: Backend) {
             start.parse::<chrono::DateTime<chrono::Utc>>().unwrap()
         );
         assert_eq!(job.end_time, end.map(|e| e.parse().unwrap()));
+        // The lifecycle's columns read with their defaults.
+        assert_eq!(
+            (job.kind, job.labels.len(), job.created_by, job.progress),
+            (None, 0, None, None)
+        );
+        assert_eq!((job.deadline, job.heartbeat_timeout), (None, None));
+        assert!(!job.cancel_requested && job.cancel_reason.is_none());
     }
     let counts = vec![
         (JobStatus::Pending, 1),

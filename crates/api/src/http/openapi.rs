@@ -66,6 +66,7 @@ use schemas::*;
         jobs::get,
         jobs::update,
         jobs::delete,
+        jobs::cancel,
         events::events,
         ops::healthz,
         ops::readyz,
@@ -91,6 +92,9 @@ use schemas::*;
             LoginBody,
             CreateBody,
             UpdateBody,
+            CancelBody,
+            ProgressBody,
+            Progress,
             Pong,
             Health,
             Ready,
@@ -313,8 +317,11 @@ fn shared_parameters() -> Vec<(&'static str, Parameter)> {
                 "orderby",
                 Query,
                 "The column to order by (default `id`); ties are broken by `id` in the same \
-                 direction. With `end_time`, unfinished jobs come last in both directions.",
-                one_of(&["id", "start_time", "end_time"]).default(Some(json!("id"))),
+                 direction. With `end_time`, unfinished jobs come last in both directions. \
+                 `last_updated` changes with every heartbeat, so a job may move between pages \
+                 while they are read.",
+                one_of(&["id", "start_time", "end_time", "last_updated"])
+                    .default(Some(json!("id"))),
             ),
         ),
         (
@@ -368,10 +375,60 @@ fn shared_parameters() -> Vec<(&'static str, Parameter)> {
                  that answer's last job, at the same cost at any depth. It carries the query's \
                  `status`, `id`, `orderby` and `sortOrder`, which may be repeated (400 when \
                  they differ) or left out; 400 with `offset` or `page`, and for a value this \
-                 service did not give.",
+                 service did not give. The other filters (`kind`, `created_by`, `label`, \
+                 `newerThan`, `olderThan`) are not in it: give them again with it.",
                 string()
                     .max_length(Some(200))
                     .pattern(Some("^[A-Za-z0-9_-]+$")),
+            ),
+        ),
+        (
+            "KindFilter",
+            parameter(
+                "kind",
+                Query,
+                "Only jobs of this kind (1–64 of `a-z0-9._-`). This and the other filters \
+                 below are served by an index; `summary.count` then counts the matching jobs \
+                 (O(matches)), and a page in another order than `id` sorts them.",
+                string().pattern(Some("^[a-z0-9._-]{1,64}$")),
+            ),
+        ),
+        (
+            "CreatedByFilter",
+            parameter(
+                "created_by",
+                Query,
+                "Only jobs created by this username.",
+                string().min_length(Some(1)).max_length(Some(128)),
+            ),
+        ),
+        (
+            "LabelFilter",
+            parameter(
+                "label",
+                Query,
+                "`key:value`: only jobs with this label. May be given up to 16 times; every \
+                 one must match.",
+                string().pattern(Some("^[A-Za-z0-9._/-]{1,64}:")),
+            )
+            .example(Some(json!("cdn:cdn1"))),
+        ),
+        (
+            "NewerThan",
+            parameter(
+                "newerThan",
+                Query,
+                "Only jobs started after this RFC 3339 time.",
+                string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            ),
+        ),
+        (
+            "OlderThan",
+            parameter(
+                "olderThan",
+                Query,
+                "Only jobs started before this RFC 3339 time.",
+                string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
             ),
         ),
     ]
@@ -413,67 +470,9 @@ parameter_groups! {
     /// The long poll and the conditional request of `getJob`.
     JobConditions = ["Prefer", "If-None-Match", "If-Modified-Since"];
     /// The filters, order and paging of `listJobs`.
-    ListFilters = ["StatusFilter", "IdFilter", "OrderBy", "SortOrder", "Limit", "Offset", "Page", "Cursor"];
-}
-
-/// The filters of `jobEvents`: the list's `status` and `id`, and the row filters.
-pub struct EventFilters;
-
-impl IntoParams for EventFilters {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let time = |what: &str| {
-            string()
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-                .description(Some(what))
-        };
-        let mut all = parameters(&["StatusFilter", "IdFilter"]);
-        all.extend(
-            [
-                (
-                    "kind",
-                    "Only jobs of this kind.",
-                    RefOr::from(string().pattern(Some("^[a-z0-9._-]{1,64}$")).build()),
-                ),
-                (
-                    "created_by",
-                    "Only jobs created by this username.",
-                    string()
-                        .min_length(Some(1))
-                        .max_length(Some(128))
-                        .build()
-                        .into(),
-                ),
-                (
-                    "label",
-                    "`key:value`; may repeat, and every pair must be among the job's labels.",
-                    string()
-                        .pattern(Some("^[A-Za-z0-9._/-]{1,64}:"))
-                        .build()
-                        .into(),
-                ),
-                (
-                    "newerThan",
-                    "Only jobs started after this RFC 3339 time.",
-                    time("RFC 3339").build().into(),
-                ),
-                (
-                    "olderThan",
-                    "Only jobs started before this RFC 3339 time.",
-                    time("RFC 3339").build().into(),
-                ),
-            ]
-            .into_iter()
-            .map(|(name, description, schema)| {
-                let p = parameter(name, ParameterIn::Query, description, schema);
-                if name == "label" {
-                    p.explode(Some(true)).build()
-                } else {
-                    p.build()
-                }
-            }),
-        );
-        all
-    }
+    ListFilters = ["StatusFilter", "IdFilter", "KindFilter", "CreatedByFilter", "LabelFilter", "NewerThan", "OlderThan", "OrderBy", "SortOrder", "Limit", "Offset", "Page", "Cursor"];
+    /// The filters of `jobEvents`: the list's, without order and paging.
+    EventFilters = ["StatusFilter", "IdFilter", "KindFilter", "CreatedByFilter", "LabelFilter", "NewerThan", "OlderThan"];
 }
 
 /// A header.
@@ -770,6 +769,38 @@ fn finish(document: &mut Value) {
         }
         components.insert("parameters".into(), Value::Object(parameters));
         components.insert("headers".into(), Value::Object(headers));
+        if let Some(Value::Object(schemas)) = components.get_mut("schemas") {
+            for schema in schemas.values_mut() {
+                nullable_inline(schema);
+            }
+        }
+    }
+}
+
+/// utoipa writes a nullable inline object as `{"allOf": [<object>], "nullable": true}`, which
+/// OpenAPI 3.0 reads as not nullable (`nullable` applies only beside a `type`): the object
+/// itself is made `nullable`, in every schema's properties.
+fn nullable_inline(schema: &mut Value) {
+    let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+        return;
+    };
+    for property in properties.values_mut() {
+        let Some(map) = property.as_object() else {
+            continue;
+        };
+        let inline = match map
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            Some([only]) if only.get("type").is_some() => only.clone(),
+            _ => continue,
+        };
+        if map.len() == 2 && map.get("nullable") == Some(&Value::Bool(true)) {
+            let mut object = inline;
+            object["nullable"] = Value::Bool(true);
+            *property = object;
+        }
     }
 }
 
@@ -876,8 +907,8 @@ mod schemas {
     use utoipa::openapi::{ArrayBuilder, Ref, RefOr, Schema};
     use utoipa::ToSchema;
 
-    pub(super) use crate::http::jobs::{CreateBody, UpdateBody};
-    pub(super) use crate::http::response::{Alert, JobJson as Job, Level, Summary};
+    pub(super) use crate::http::jobs::{CancelBody, CreateBody, ProgressBody, UpdateBody};
+    pub(super) use crate::http::response::{Alert, JobJson as Job, Level, Progress, Summary};
     pub(super) use crate::http::users::{CurrentUser, LoginBody};
 
     // Mirror: `asyncstatus_domain::JobStatus` (the domain crate does not depend on utoipa).

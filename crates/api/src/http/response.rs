@@ -112,7 +112,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 /// How far a job has got.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Progress)]
-pub struct ProgressJson {
+pub struct Progress {
     /// Steps done, `0 <= done <= total`.
     #[schema(minimum = 0)]
     pub done: i64,
@@ -121,8 +121,10 @@ pub struct ProgressJson {
     pub total: i64,
 }
 
-/// A job: the five keys Traffic Ops shows, then the lifecycle's, all always present (`null`,
-/// `false` or `{}` when unset).
+/// A job: the five keys Traffic Ops shows, then the lifecycle's. asyncstatus always sends all
+/// of them (`null`, `false` or `{}` when unset); the lifecycle's are not `required` here
+/// because Traffic Ops' own answers lack them, and a client written against this document
+/// reads both.
 // In the reference page's order.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Job)]
@@ -141,34 +143,38 @@ pub struct JobJson<'a> {
     #[schema(required = true)]
     pub message: Option<&'a str>,
     /// What sort of job, as given at creation: 1–64 of `a-z0-9._-`.
-    #[schema(required = true, example = "acme.renew")]
+    #[schema(required = false, example = "acme.renew")]
     pub kind: Option<&'a str>,
     /// String pairs given at creation (at most 16).
     #[schema(value_type = std::collections::BTreeMap<String, String>, example = json!({"cdn": "cdn1", "xmlId": "demo1"}))]
+    #[serde(default)]
     pub labels: &'a asyncstatus_domain::Labels,
     /// The username that created the job; `null` for jobs created before this was kept.
-    #[schema(required = true)]
+    #[schema(required = false)]
     pub created_by: Option<&'a str>,
     /// The producer's latest progress, or `null`.
-    #[schema(required = true)]
-    pub progress: Option<ProgressJson>,
+    // Inline: OpenAPI 3.0's `nullable` does not reach a `$ref`.
+    #[schema(inline, required = false)]
+    pub progress: Option<Progress>,
     /// When the reaper fails the job whatever its heartbeats; `null` for none.
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = false)]
     pub deadline: Option<String>,
     /// Seconds without an update after which the job is failed, instead of
     /// `jobs.stale_after`; `null` for the default.
-    #[schema(required = true)]
+    #[schema(required = false)]
     pub heartbeat_timeout: Option<i64>,
     /// Whether someone asked to cancel the job (`POST async_status/{id}/cancel`).
+    #[serde(default)]
     pub cancel_requested: bool,
     /// The reason given with the cancel request, or `null`.
-    #[schema(required = true)]
+    #[schema(required = false)]
     pub cancel_reason: Option<&'a str>,
     /// Who asked to cancel, or `null`.
-    #[schema(required = true)]
+    #[schema(required = false)]
     pub cancel_requested_by: Option<&'a str>,
     /// When the job last changed (creation, heartbeat, cancel request, finish).
     #[schema(format = DateTime, example = "2021-02-18T17:13:56.352261Z")]
+    #[serde(default)]
     pub last_updated: String,
 }
 
@@ -183,7 +189,7 @@ impl<'a> From<&'a AsyncStatus> for JobJson<'a> {
             kind: job.kind.as_deref(),
             labels: &job.labels,
             created_by: job.created_by.as_deref(),
-            progress: job.progress.map(|p| ProgressJson {
+            progress: job.progress.map(|p| Progress {
                 done: p.done,
                 total: p.total,
             }),

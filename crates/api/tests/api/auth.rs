@@ -348,6 +348,7 @@ async fn current_user_shows_role_and_permissions(backend: Backend) {
     app.add_user("ops", "ops-password", "operations").await;
     app.add_user("viewer", "viewer-password", "read-only").await;
     let all = json!([
+        "ASYNC-STATUS:CANCEL",
         "ASYNC-STATUS:CREATE",
         "ASYNC-STATUS:DELETE",
         "ASYNC-STATUS:READ",

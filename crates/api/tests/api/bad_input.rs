@@ -543,6 +543,154 @@ fn corpus() -> Vec<Case> {
             case(&format!("header: {name}"), Method::GET, get, status, alert).header(header, value),
         );
     }
+    // The lifecycle's fields, parameters and route.
+    let create = "/api/4.0/async_status";
+    let deep_labels = format!(
+        "{{\"labels\":{}1{}}}",
+        "{\"a\":".repeat(200),
+        "}".repeat(200)
+    );
+    for (name, body, alert) in [
+        (
+            "labels nested deep",
+            deep_labels,
+            "recursion limit exceeded",
+        ),
+        (
+            "labels not an object",
+            r#"{"labels":"cdn=cdn1"}"#.to_owned(),
+            "'labels'",
+        ),
+        (
+            "labels null value",
+            r#"{"labels":{"a":null}}"#.to_owned(),
+            "'labels.a'",
+        ),
+        (
+            "kind with NUL",
+            r#"{"kind":"a\u0000b"}"#.to_owned(),
+            "'kind'",
+        ),
+        ("key with newline", r#"{"key":"a\nb"}"#.to_owned(), "'key'"),
+        (
+            "key a number",
+            r#"{"key":7}"#.to_owned(),
+            "'key' must be a string",
+        ),
+        (
+            "timeout huge",
+            r#"{"timeout":1e308}"#.to_owned(),
+            "'timeout' must be at least",
+        ),
+        (
+            "timeout NaN text",
+            r#"{"timeout":"NaN"}"#.to_owned(),
+            "'timeout' must be a number",
+        ),
+        (
+            "timeout overflowing text",
+            r#"{"timeout":"99999999999999999999y"}"#.to_owned(),
+            "'timeout'",
+        ),
+        (
+            "heartbeat_timeout array",
+            r#"{"heartbeat_timeout":[1]}"#.to_owned(),
+            "'heartbeat_timeout'",
+        ),
+    ] {
+        cases.push(
+            case(
+                &format!("create: {name}"),
+                M::POST,
+                create,
+                400,
+                Some(alert),
+            )
+            .body(body),
+        );
+    }
+    cases.push(
+        case(
+            "Idempotency-Key not ASCII",
+            M::POST,
+            create,
+            400,
+            Some("Idempotency-Key"),
+        )
+        .header("idempotency-key", b"\xff\xfe".to_vec())
+        .body("{}"),
+    );
+    for (name, body, alert) in [
+        (
+            "progress as text",
+            r#"{"status":"PENDING","progress":"1/3"}"#,
+            "'progress'",
+        ),
+        (
+            "progress huge",
+            r#"{"status":"PENDING","progress":{"done":1e30,"total":1}}"#,
+            "'progress.done'",
+        ),
+        (
+            "progress missing total",
+            r#"{"status":"PENDING","progress":{"done":1}}"#,
+            "'progress'",
+        ),
+    ] {
+        cases.push(
+            case(
+                &format!("update: {name}"),
+                M::PUT,
+                "/api/4.0/async_status/1",
+                400,
+                Some(alert),
+            )
+            .body(body),
+        );
+    }
+    for (name, path, status, alert) in [
+        ("cancel id", "/api/4.0/async_status/x/cancel", 400, NOT_INT),
+        (
+            "cancel id overflow",
+            "/api/4.0/async_status/99999999999999999999/cancel",
+            400,
+            NOT_INT,
+        ),
+        (
+            "cancel a missing job",
+            "/api/4.0/async_status/424242/cancel",
+            404,
+            "not found",
+        ),
+    ] {
+        cases.push(case(name, M::POST, path, status, Some(alert)));
+    }
+    cases.push(
+        case(
+            "cancel body not JSON",
+            M::POST,
+            "/api/4.0/async_status/1/cancel",
+            400,
+            Some(NOT_JSON),
+        )
+        .body("reason=stuck"),
+    );
+    for (query, alert) in [
+        ("label=%00:%00", "'label'"),
+        ("label=a:%00", "'label'"),
+        ("newerThan=99999-01-01T00:00:00Z", "'newerThan'"),
+        ("olderThan=%FF", "'olderThan'"),
+        ("created_by=%07", "'created_by'"),
+        ("kind=%E2%80%8B", "'kind'"),
+    ] {
+        cases.push(case(
+            &format!("list {query}"),
+            M::GET,
+            &format!("/api/4.0/async_status?{query}"),
+            400,
+            Some(alert),
+        ));
+    }
     cases
 }
 

@@ -35,10 +35,15 @@ async fn a_job_reads_exactly_as_traffic_ops_shows_it(backend: Backend) {
     let body: Value = serde_json::from_str(&text).unwrap();
     let start = body["response"]["start_time"].as_str().unwrap().to_owned();
     assert!(is_traffic_ops_timestamp(&start), "{start}");
+    // Traffic Ops' five keys first, exactly as it writes them, then the lifecycle's with
+    // their defaults.
     assert_eq!(
         text,
         format!(
-            "{{\"response\":{{\"id\":{},\"status\":\"PENDING\",\"start_time\":\"{start}\",\"end_time\":null,\"message\":\"Async job has started.\"}}}}\n",
+            "{{\"response\":{{\"id\":{},\"status\":\"PENDING\",\"start_time\":\"{start}\",\"end_time\":null,\"message\":\"Async job has started.\",\
+             \"kind\":null,\"labels\":{{}},\"created_by\":null,\"progress\":null,\"deadline\":null,\
+             \"heartbeat_timeout\":null,\"cancel_requested\":false,\"cancel_reason\":null,\
+             \"cancel_requested_by\":null,\"last_updated\":\"{start}\"}}}}\n",
             job.id
         )
     );
@@ -65,7 +70,10 @@ async fn finished_jobs_show_their_end_time_and_null_messages_stay_null(backend: 
     let body: Value = get_json(&app.client, app.job_url(id)).await;
     let job = body["response"].as_object().unwrap();
     let keys: Vec<&str> = job.keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 5, "all five keys: {keys:?}");
+    for key in ["id", "status", "start_time", "end_time", "message"] {
+        assert!(keys.contains(&key), "Traffic Ops' {key}: {keys:?}");
+    }
+    assert_eq!(keys.len(), 15, "and the lifecycle's ten: {keys:?}");
     assert_eq!(job["status"], "FAILED");
     assert!(job["message"].is_null());
     let end = job["end_time"].as_str().unwrap();

@@ -14,6 +14,7 @@ mod exhaustion;
 mod faults;
 mod jobs;
 mod layering;
+mod lifecycle;
 mod login_guard;
 mod openapi;
 mod ops;

@@ -496,10 +496,10 @@ async fn every_documented_operation_is_served_and_every_other_method_answers_405
             }
         }
     }
-    // 3 versions × 7 API paths, and 4 paths outside /api/{version}.
+    // 3 versions × 8 API paths, and 4 paths outside /api/{version}.
     assert_eq!(
         probed,
-        METHODS.len() * (3 * 7 + 4),
+        METHODS.len() * (3 * 8 + 4),
         "every documented path was probed"
     );
 }

@@ -3,11 +3,24 @@
 
 use asyncstatus_persistence::{now_micros, Backend};
 
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
 use crate::helpers::{TestApp, ADMIN, ADMIN_PASSWORD};
 
 /// Runs the Traffic Ops client script against `app` for `job_id` (over HTTPS with `ssl`);
 /// returns its output, failing the test when the script fails. `None` without a Python.
 pub async fn run_traffic_ops_client(app: &TestApp, job_id: i64, ssl: bool) -> Option<String> {
+    run_traffic_ops_client_with(app, job_id, ssl, false).await
+}
+
+/// [`run_traffic_ops_client`], with `--lifecycle` when `lifecycle`.
+async fn run_traffic_ops_client_with(
+    app: &TestApp,
+    job_id: i64,
+    ssl: bool,
+    lifecycle: bool,
+) -> Option<String> {
     let Ok(python) = std::env::var("ASYNCSTATUS_TEST_PYTHON") else {
         eprintln!("SKIPPED: ASYNCSTATUS_TEST_PYTHON is not set (`make test` sets it)");
         return None;
@@ -22,6 +35,9 @@ pub async fn run_traffic_ops_client(app: &TestApp, job_id: i64, ssl: bool) -> Op
     ];
     if ssl {
         args.push("--ssl".into());
+    }
+    if lifecycle {
+        args.push("--lifecycle".into());
     }
     let out = actix_web::rt::task::spawn_blocking(move || {
         std::process::Command::new(python).args(args).output()
@@ -54,4 +70,42 @@ async fn the_python_traffic_ops_client_logs_in_and_polls(backend: Backend) {
     }
 }
 
-crate::both_backends!(the_python_traffic_ops_client_logs_in_and_polls);
+async fn the_python_traffic_ops_client_reads_jobs_with_every_lifecycle_key(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.login_admin().await;
+    let r = app
+        .post_json(
+            app.api("/async_status"),
+            &json!({"message": "renewing", "kind": "acme.renew", "labels": {"cdn": "cdn1"},
+                    "key": "renew cdn1", "timeout": "1h", "heartbeat_timeout": 60}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["response"]["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .put_job(
+            id,
+            json!({"status": "PENDING", "progress": {"done": 1, "total": 3}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_json(
+            app.api(&format!("/async_status/{id}/cancel")),
+            &json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    if let Some(stdout) = run_traffic_ops_client_with(&app, id, false, true).await {
+        assert!(stdout.contains("OK PENDING renewing"), "{stdout}");
+    }
+}
+
+crate::both_backends!(
+    the_python_traffic_ops_client_logs_in_and_polls,
+    the_python_traffic_ops_client_reads_jobs_with_every_lifecycle_key,
+);
