@@ -639,6 +639,8 @@ mod tests {
             ),
             ("[server]\nbody_timeout = \"0s\"\n", "server.body_timeout"),
             ("[jobs]\nmax_waiters = 0\n", "jobs.max_waiters"),
+            ("[jobs]\nevent_keepalive = \"0s\"\n", "jobs.event_keepalive"),
+            ("[jobs]\nevent_recheck = \"0s\"\n", "jobs.event_recheck"),
             (
                 "[jobs]\nmax_waiters_per_user = 5000\n",
                 "jobs.max_waiters_per_user",
