@@ -851,9 +851,12 @@ impl Store {
                     .get_result::<JobRow>(conn)
                     .optional()
             } else {
+                // A change like a heartbeat: the job's own heartbeat clock restarts with the
+                // stale_after one (both count from the last change).
                 diesel::update(pending.filter(cancel_requested.eq(false)))
                     .set((
                         last_updated.eq(UtcTime(now)),
+                        heartbeat_due.eq(self.heartbeat_due_after(now)),
                         cancel_requested.eq(true),
                         cancel_reason.eq(cancel.reason.as_deref()),
                         cancel_requested_by.eq(&cancel.by),
