@@ -9,8 +9,10 @@
 //! The key is always Traffic Ops' `secrets[0]` from cdn.conf: Traffic Ops signs and verifies
 //! with that one only, so there is no rotation here.
 
+pub mod access_token;
 pub mod cookie;
 
+pub use access_token::{make_access_token, verify_access_token, AccessTokenError};
 pub use cookie::{Cookie, CookieError};
 
 /// Traffic Ops' 401 text when no credential is given, or the access_token is bad.
