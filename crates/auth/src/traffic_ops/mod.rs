@@ -12,10 +12,12 @@
 pub mod access_token;
 pub mod cookie;
 pub mod password;
+pub mod permissions;
 
 pub use access_token::{make_access_token, verify_access_token, AccessTokenError};
 pub use cookie::{Cookie, CookieError};
 pub use password::{hash_traffic_ops_password, verify_traffic_ops_password, PasswordHashError};
+pub use permissions::{authorize_traffic_ops, TrafficOpsForbidden, ASYNC_STATUS_PRIV_LEVEL};
 
 /// Traffic Ops' 401 text when no credential is given, or the access_token is bad.
 pub const UNAUTHORIZED_PLEASE_LOG_IN: &str = "unauthorized, please log in.";
