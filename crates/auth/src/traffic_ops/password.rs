@@ -12,7 +12,8 @@
 //! derivation) unless N is a power of two in 2..=2²⁰, 1 ≤ r ≤ 16, 1 ≤ p ≤ 4, *and* together
 //! they stay within what [`crate::password`] allows: memory 128·N·r ≤ 64 MiB and work
 //! N·r·p ≤ 4 × Traffic Ops' own (16384·8·1). Traffic Ops only ever writes 16384:8:1, so
-//! nothing it made is refused.
+//! nothing it made is refused. The scrypt crate also requires N < 2^(16·r) (RFC 7914), which
+//! Go's does not check: a value such as 65536:1:1 is an error here.
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -394,5 +395,10 @@ mod tests {
             }
         }
         assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        // Within the ceilings but outside RFC 7914 (N < 2^(16·r)): the scrypt crate refuses.
+        match verify_traffic_ops_password(&format!("SCRYPT:65536:1:1:{tail}"), "x") {
+            Err(PasswordHashError::Scrypt(_)) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }
