@@ -63,7 +63,7 @@ STALE = int(os.environ.get("SCALE_STALE", "100000"))
 EXPIRED = int(os.environ.get("SCALE_EXPIRED", "1000000"))
 SMALL_JOBS = 10_000
 STATUSES = ["PENDING", "SUCCEEDED", "FAILED"]
-ORDERS = ["id", "start_time", "end_time"]
+ORDERS = ["id", "start_time", "end_time", "last_updated"]
 DEFAULT_JOBS = {"postgres": 10_000_000, "sqlite": 1_000_000}
 # The targets of issue 13, in milliseconds or as ratios.
 LIST_P99_MS = 20.0
@@ -142,11 +142,14 @@ class Postgres:
         self.sql(f"""
 BEGIN;
 {disable}
-INSERT INTO async_status (id, status, message, start_time, end_time, last_updated)
+INSERT INTO async_status (id, status, message, start_time, end_time, last_updated,
+                          kind, created_by, labels)
 SELECT g, s, 'bench job ' || g || ': ' || lower(s), t,
        CASE WHEN s = 'PENDING' THEN NULL ELSE t + make_interval(secs => g % 600) END,
        CASE WHEN s = 'PENDING' THEN {'now()' if status == 'mix' else 't'}
-            ELSE t + make_interval(secs => g % 600) END
+            ELSE t + make_interval(secs => g % 600) END,
+       CASE WHEN g % 50 = 0 THEN 'kind' || (g / 50 % 4) END, 'user' || (g % 100),
+       CASE WHEN g % 200 = 0 THEN '{{"cdn":"cdn' || (g / 200 % 3) || '"}}' ELSE '{{}}' END
 FROM (SELECT g, {status_sql} AS s, {start_sql} AS t
       FROM generate_series({first}, {last}) AS g) AS x;
 {enable}
@@ -213,14 +216,17 @@ class Sqlite:
                     t = now - datetime.timedelta(days=stamp_days, seconds=g % 600)
                 end = None if s == "PENDING" else t + datetime.timedelta(seconds=g % 600)
                 updated = end or (now if status == "mix" else t)
+                kind, user, labels = lifecycle_of(g)
                 yield (g, s, f"bench job {g}: {s.lower()}", rfc3339(t),
-                       None if end is None else rfc3339(end), rfc3339(updated))
+                       None if end is None else rfc3339(end), rfc3339(updated), kind, user,
+                       labels)
 
         con = self.connect()
         try:
             with con:
                 con.executemany("INSERT INTO async_status (id, status, message, start_time, "
-                                "end_time, last_updated) VALUES (?, ?, ?, ?, ?, ?)", rows())
+                                "end_time, last_updated, kind, created_by, labels) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
         finally:
             con.close()
 
@@ -377,6 +383,29 @@ def wrk(service, mode, *args, duration=DURATION, connections=CONNECTIONS):
 # --- the phases -------------------------------------------------------------------------------
 
 
+def lifecycle_of(g):
+    """The seeded kind, creator and labels of job g (as the PostgreSQL seed's SQL): every 50th
+    job has a kind of 4, every 200th a label of 3 CDNs, every job a creator of 100."""
+    kind = f"kind{g // 50 % 4}" if g % 50 == 0 else None
+    labels = f'{{"cdn":"cdn{g // 200 % 3}"}}' if g % 200 == 0 else "{}"
+    return kind, f"user{g % 100}", labels
+
+
+def filter_queries(jobs):
+    """The row filters (kind, created_by, label, newerThan), each alone with each order, and
+    how many jobs each selects in the seeded table."""
+    multiples = lambda step, mod, rem: sum(1 for k in range(1, jobs // step + 1) if k % mod == rem)
+    filters = [({"kind": "kind1"}, multiples(50, 4, 1)),
+               ({"created_by": "user7"}, sum(1 for g in range(1, jobs + 1) if g % 100 == 7)),
+               ({"label": "cdn:cdn2"}, multiples(200, 3, 2))]
+    queries = []
+    for params, want in filters:
+        for order in ORDERS:
+            for sort in ["asc", "desc"]:
+                queries.append((dict(params, limit="20", orderby=order, sortOrder=sort), want))
+    return queries
+
+
 def list_queries():
     queries = []
     for status in [None] + STATUSES:
@@ -412,6 +441,12 @@ def latency_phase(db, service, jobs, emit):
         got = answer.get("summary", {}).get("count")
         name = "list " + " ".join(f"{k}={v}" for k, v in params.items() if k != "limit")
         emit("list", name=name, count_ok=(got == want), count=got, want=want, **result)
+    for params, want in filter_queries(jobs):
+        path = "/api/4.0/async_status?" + urllib.parse.urlencode(params)
+        result, body = client.measure(path)
+        got = json.loads(body).get("summary", {}).get("count")
+        name = "filter " + " ".join(f"{k}={v}" for k, v in params.items() if k != "limit")
+        emit("filter", name=name, count_ok=(got == want), count=got, want=want, **result)
     for order, sort, status in [("id", "asc", None), ("id", "desc", None),
                                 ("start_time", "asc", None), ("start_time", "desc", None),
                                 ("end_time", "asc", None), ("end_time", "desc", None),
@@ -586,9 +621,9 @@ def report(results_path):
         lines.append("")
         lines.append(f"{'request':<62} {'p50 ms':>8} {'p99 ms':>8}  n   target")
         for r in mine:
-            if r["kind"] in ("latency", "list", "deep", "ops"):
+            if r["kind"] in ("latency", "list", "filter", "deep", "ops"):
                 target = ""
-                if r["kind"] == "list":
+                if r["kind"] in ("list", "filter"):
                     target = f"<= {LIST_P99_MS:g} ms: {verdict(r['p99'] <= LIST_P99_MS)}"
                     if not r["count_ok"]:
                         target += f"; summary.count {r['count']} != {r['want']}"
@@ -598,11 +633,14 @@ def report(results_path):
                     target = "O(offset), documented"
                 lines.append(f"{r['name']:<62} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['n']:>3}  "
                              f"{target}")
-        lists = [r for r in mine if r["kind"] == "list"]
-        if lists:
+        for kind in ("list", "filter"):
+            lists = [r for r in mine if r["kind"] == kind]
+            if not lists:
+                continue
             worst = max(lists, key=lambda r: r["p99"])
             met = sum(r["p99"] <= LIST_P99_MS for r in lists)
-            lines.append(f"list queries within {LIST_P99_MS:g} ms p99: {met} of {len(lists)}; "
+            what = "list queries" if kind == "list" else "row-filter queries"
+            lines.append(f"{what} within {LIST_P99_MS:g} ms p99: {met} of {len(lists)}; "
                          f"worst {worst['p99']:.2f} ms ({worst['name']}); counts exact: "
                          f"{sum(r['count_ok'] for r in lists)} of {len(lists)}")
         lines.append("")

@@ -9,6 +9,7 @@ mod bootstrap;
 pub mod cli;
 mod connections;
 pub mod db;
+pub mod events;
 mod http;
 pub mod logins;
 mod metrics;

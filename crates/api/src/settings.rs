@@ -169,6 +169,20 @@ pub struct JobsSettings {
     /// The longest `heartbeat_timeout` a job may be given; `None` is `stale_after`.
     #[serde(default, with = "humantime_serde")]
     pub max_heartbeat_timeout: Option<Duration>,
+    /// A `: keep-alive` comment is sent on an event stream silent this long.
+    #[serde(default = "event_keepalive", with = "humantime_serde")]
+    pub event_keepalive: Duration,
+    /// How often an open event stream re-checks its token; it ends when the check fails.
+    #[serde(default = "event_recheck", with = "humantime_serde")]
+    pub event_recheck: Duration,
+}
+
+fn event_recheck() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn event_keepalive() -> Duration {
+    Duration::from_secs(15)
 }
 
 impl JobsSettings {
@@ -468,6 +482,8 @@ impl Settings {
             ("jobs.stale_after", self.jobs.stale_after),
             ("jobs.reaper_interval", self.jobs.reaper_interval),
             ("jobs.max_timeout", self.jobs.max_timeout),
+            ("jobs.event_keepalive", self.jobs.event_keepalive),
+            ("jobs.event_recheck", self.jobs.event_recheck),
             ("auth.login_window", self.auth.login_window),
             ("auth.login_max_delay", self.auth.login_max_delay),
         ] {
@@ -623,6 +639,8 @@ mod tests {
             ),
             ("[server]\nbody_timeout = \"0s\"\n", "server.body_timeout"),
             ("[jobs]\nmax_waiters = 0\n", "jobs.max_waiters"),
+            ("[jobs]\nevent_keepalive = \"0s\"\n", "jobs.event_keepalive"),
+            ("[jobs]\nevent_recheck = \"0s\"\n", "jobs.event_recheck"),
             (
                 "[jobs]\nmax_waiters_per_user = 5000\n",
                 "jobs.max_waiters_per_user",

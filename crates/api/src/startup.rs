@@ -65,9 +65,13 @@ impl Application {
             settings.jobs.max_waiters,
             settings.jobs.max_waiters_per_user,
         ));
-        let wake = waiters.clone();
+        let events = std::sync::Arc::new(crate::events::Events::default());
+        let (wake, note) = (waiters.clone(), events.clone());
         let listener = store
-            .on_job_change(move |change| wake.wake(change))
+            .on_job_change(move |change| {
+                wake.wake(change);
+                note.note(change);
+            })
             .context("starting the change listener")?;
         let db = crate::db::Db::new(
             store,
@@ -79,6 +83,7 @@ impl Application {
             auth: std::sync::Arc::new(auth),
             login_slots: crate::logins::LoginSlots::new(logins, settings.auth.login_queue),
             waiters,
+            events,
             metrics: crate::metrics::Metrics::new().context("registering metrics")?,
             _listener: listener,
             settings,
@@ -120,6 +125,7 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "start-up sweep failed; the reaper retries"),
         }
         actix_web::rt::spawn(crate::reaper::run(state.clone()));
+        actix_web::rt::spawn(state.events.clone().run(state.db.clone()));
         Ok(Application {
             port,
             server,
@@ -149,6 +155,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let waiters = self.state.waiters.clone();
+        let events = self.state.events.clone();
         actix_web::rt::spawn(async move {
             match shutdown_signal().await {
                 Ok(signal) => tracing::info!(signal, "stopping: finishing requests in flight"),
@@ -158,6 +165,8 @@ impl Application {
                 }
             }
             waiters.stop();
+            // Event streams end now: graceful shutdown does not wait for them.
+            events.stop();
             handle.stop(true).await;
         });
         let result = self.server.await;

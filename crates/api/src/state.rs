@@ -18,6 +18,8 @@ pub struct AppState {
     pub login_slots: crate::logins::LoginSlots,
     /// Long-poll waiters, woken by the store's change feed.
     pub waiters: Arc<crate::waiters::Waiters>,
+    /// The event streams' fan-out, fed by the store's change feed.
+    pub events: Arc<crate::events::Events>,
     pub metrics: crate::metrics::Metrics,
     /// Keeps the change feed's listener running while the application lives.
     pub _listener: ChangeListener,

@@ -3,7 +3,8 @@
 //! PostgreSQL LISTEN/NOTIFY from every replica) wakes the waiters of the job that changed.
 //!
 //! Waiters are capped overall and per user (`jobs.max_waiters`, `jobs.max_waiters_per_user`):
-//! past a cap [`Waiters::subscribe`] refuses, and the request is answered at once. A waiter
+//! past a cap [`Waiters::subscribe`] refuses, and the request is answered at once. Event
+//! streams count against the same caps through [`Waiters::hold`], a [`Slot`] with no job. A waiter
 //! whose client hangs up ends with its connection: the server shuts an HTTP/1 connection down
 //! when it reads the client's EOF (`h1_allow_half_closed(false)` in `startup.rs`), which drops
 //! the handler's future and with it the [`Subscription`].
@@ -74,18 +75,7 @@ impl Waiters {
     /// Registers `user`'s interest in job `id` until the subscription drops; `None` when the
     /// overall or the user's cap is reached.
     pub fn subscribe(self: &Arc<Self>, id: i64, user: i64) -> Option<Subscription> {
-        {
-            let mut by_user = self.by_user.lock().unwrap_or_else(|p| p.into_inner());
-            let mine = by_user.entry(user).or_default();
-            if self.count.load(Ordering::Relaxed) >= self.max_total || *mine >= self.max_per_user {
-                if *mine == 0 {
-                    by_user.remove(&user);
-                }
-                return None;
-            }
-            *mine += 1;
-            self.count.fetch_add(1, Ordering::Relaxed);
-        }
+        let slot = self.hold(user).ok()?;
         let notify = self
             .by_job
             .lock()
@@ -93,11 +83,32 @@ impl Waiters {
             .entry(id)
             .or_default()
             .clone();
-        Some(Subscription {
+        Some(Subscription { id, notify, slot })
+    }
+
+    /// Counts one of `user`'s requests against the caps until the slot drops, with no job of
+    /// its own (an event stream); which cap refused when one is reached.
+    pub fn hold(self: &Arc<Self>, user: i64) -> Result<Slot, CapReached> {
+        let mut by_user = self.by_user.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = by_user.entry(user).or_default();
+        let refused = if *mine >= self.max_per_user {
+            Some(CapReached::User)
+        } else if self.count.load(Ordering::Relaxed) >= self.max_total {
+            Some(CapReached::Total)
+        } else {
+            None
+        };
+        if let Some(cap) = refused {
+            if *mine == 0 {
+                by_user.remove(&user);
+            }
+            return Err(cap);
+        }
+        *mine += 1;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
             waiters: self.clone(),
-            id,
             user,
-            notify,
         })
     }
 
@@ -112,12 +123,44 @@ impl Waiters {
     }
 }
 
+/// Which cap refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapReached {
+    /// `jobs.max_waiters`.
+    Total,
+    /// `jobs.max_waiters_per_user`.
+    User,
+}
+
+/// One request counted against the caps, until it drops.
+pub struct Slot {
+    waiters: Arc<Waiters>,
+    user: i64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut by_user = self
+            .waiters
+            .by_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(mine) = by_user.get_mut(&self.user) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                by_user.remove(&self.user);
+            }
+        }
+        self.waiters.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Interest in one job's changes.
 pub struct Subscription {
-    waiters: Arc<Waiters>,
     id: i64,
-    user: i64,
     notify: Arc<Notify>,
+    // Declared last: released after the job's entry is cleaned up.
+    slot: Slot,
 }
 
 impl Subscription {
@@ -130,21 +173,8 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        {
-            let mut by_user = self
-                .waiters
-                .by_user
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(mine) = by_user.get_mut(&self.user) {
-                *mine = mine.saturating_sub(1);
-                if *mine == 0 {
-                    by_user.remove(&self.user);
-                }
-            }
-            self.waiters.count.fetch_sub(1, Ordering::Relaxed);
-        }
         let mut map = self
+            .slot
             .waiters
             .by_job
             .lock()
@@ -187,6 +217,20 @@ mod tests {
         assert_eq!(waiters.len(), 3);
         drop(a1);
         assert!(waiters.subscribe(1, 3).is_some(), "room again");
+    }
+
+    #[test]
+    fn slots_count_against_the_caps_and_say_which_refused() {
+        let waiters = Arc::new(Waiters::with_caps(3, 2));
+        let a1 = waiters.hold(1).unwrap();
+        let _a2 = waiters.subscribe(1, 1).unwrap();
+        assert_eq!(waiters.hold(1).err(), Some(CapReached::User));
+        let _b1 = waiters.hold(2).unwrap();
+        assert_eq!(waiters.hold(3).err(), Some(CapReached::Total));
+        drop(a1);
+        assert_eq!(waiters.len(), 2);
+        assert!(waiters.hold(3).is_ok(), "room again");
+        assert!(waiters.by_job.lock().unwrap().contains_key(&1));
     }
 
     #[actix_web::test]

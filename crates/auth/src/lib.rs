@@ -1,6 +1,7 @@
 //! Who is asking, and may they: Traffic Ops' scrypt passwords, HS256 tokens with secret
 //! rotation and revocation, the [`Principal`] with its permission check, login throttling, and
-//! the [`Authenticator`] that ties them to the database.
+//! the [`Authenticator`] that ties them to the database; and, in [`traffic_ops`], Traffic Ops'
+//! own cookie, access token, password hash and permission rule for its database layout.
 //!
 //! Plain Rust with no web framework: the api crate adapts this to HTTP. Everything here is
 //! synchronous (password derivation is deliberately slow: run it off async workers).
@@ -11,6 +12,7 @@ pub mod password;
 mod principal;
 mod throttle;
 pub mod token;
+pub mod traffic_ops;
 
 pub use authenticator::{AuthSettings, Authenticator, LoggedIn};
 pub use error::{whole_seconds_up, AuthError};

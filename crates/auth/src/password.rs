@@ -17,9 +17,9 @@ const SALT_LEN: usize = 16;
 
 /// The most memory one stored hash may make a derivation use, 128·N·r bytes: 64 MiB, four
 /// times what Traffic Ops' parameters take (16 MiB).
-const MAX_MEMORY: u64 = 64 << 20;
+pub(crate) const MAX_MEMORY: u64 = 64 << 20;
 /// The most work one stored hash may ask for, N·r·p: four times Traffic Ops' (16384·8·1).
-const MAX_WORK: u64 = 4 * (1 << LOG_N) * R as u64 * P as u64;
+pub(crate) const MAX_WORK: u64 = 4 * (1 << LOG_N) * R as u64 * P as u64;
 
 /// A well-formed hash of a random password, verified against when the user does not exist so
 /// that an unknown user costs the same derivation as a wrong password.

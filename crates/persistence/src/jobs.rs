@@ -685,7 +685,12 @@ impl Store {
                     .map_err(StoreError::query("creating an async status"))
             });
             let key = match (inserted, &new.key) {
-                (Ok(row), _) => return Ok(CreateOutcome::Created(row.try_into()?)),
+                (Ok(row), _) => {
+                    let job: AsyncStatus = row.try_into()?;
+                    // For the event streams (on PostgreSQL the trigger's NOTIFY says it too).
+                    self.announce(Change::Job(job.id));
+                    return Ok(CreateOutcome::Created(job));
+                }
                 (Err(StoreError::Conflict(_)), Some(key)) => key,
                 (Err(e), _) => return Err(e),
             };
@@ -846,9 +851,12 @@ impl Store {
                     .get_result::<JobRow>(conn)
                     .optional()
             } else {
+                // A change like a heartbeat: the job's own heartbeat clock restarts with the
+                // stale_after one (both count from the last change).
                 diesel::update(pending.filter(cancel_requested.eq(false)))
                     .set((
                         last_updated.eq(UtcTime(now)),
+                        heartbeat_due.eq(self.heartbeat_due_after(now)),
                         cancel_requested.eq(true),
                         cancel_reason.eq(cancel.reason.as_deref()),
                         cancel_requested_by.eq(&cancel.by),

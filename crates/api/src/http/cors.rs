@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 const METHODS: &str = "GET, POST, PUT, DELETE";
 const REQUEST_HEADERS: &str =
-    "Authorization, Content-Type, Prefer, If-None-Match, If-Modified-Since";
+    "Authorization, Content-Type, Prefer, If-None-Match, If-Modified-Since, Idempotency-Key";
 const EXPOSED: &str =
     "Location, ETag, Last-Modified, Retry-After, Preference-Applied, Whole-Content-SHA512";
 

@@ -145,7 +145,18 @@ fn duplicate_field(message: &str) -> Option<&str> {
     message.strip_prefix("duplicate field `")?.strip_suffix('`')
 }
 
-/// A request body serde could not read into its type (a derived struct of string fields).
+/// What serde's "invalid type: …, expected <what>" asked for, in the API's words.
+fn expected_kind(message: &str) -> &str {
+    match message.rsplit_once(", expected ").map(|(_, what)| what) {
+        Some("a boolean") => "true or false",
+        Some("i64" | "u64" | "i32" | "u32") => "an integer",
+        Some(what) if what == "a map" || what.starts_with("struct ") => "an object",
+        Some(what) => what,
+        None => "a string",
+    }
+}
+
+/// A request body serde could not read into its type.
 impl From<serde_path_to_error::Error<serde_json::Error>> for ApiError {
     fn from(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
         let inner = e.inner();
@@ -158,7 +169,9 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for ApiError {
         let field = e.path().to_string();
         ApiError::bad_request(match duplicate_field(message) {
             Some(key) => format!("key '{key}' is given more than once"),
-            None if message.starts_with("invalid type") => format!("'{field}' must be a string"),
+            None if message.starts_with("invalid type") => {
+                format!("'{field}' must be {}", expected_kind(message))
+            }
             None => format!("'{field}': {message}"),
         })
     }

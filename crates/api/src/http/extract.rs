@@ -46,7 +46,7 @@ impl Authenticated {
 
 /// The token of a request: `Authorization: Bearer …` first, else the `access_token` cookie.
 /// The flag says whether it came from the cookie.
-fn token_of(req: &HttpRequest) -> Option<(String, bool)> {
+pub(crate) fn token_of(req: &HttpRequest) -> Option<(String, bool)> {
     if let Some(value) = req
         .headers()
         .get(AUTHORIZATION)

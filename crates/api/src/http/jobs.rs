@@ -22,8 +22,8 @@ use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{json_body, read_body, ApiVersion, Authenticated};
 use crate::http::openapi::{
-    BodyErrors, Conflict, JobConditions, JobErrors, JobNotFound, JobPath, ListFilters,
-    SessionErrors, VersionPath,
+    BodyErrors, Conflict, CreateParams, JobConditions, JobErrors, JobNotFound, JobPath,
+    ListFilters, SessionErrors, VersionPath,
 };
 use crate::http::response::{json, json_with, raw_json, Alert, Envelope, JobJson, Summary};
 use crate::state::AppState;
@@ -195,7 +195,11 @@ fn new_job(
                 &v,
                 Duration::from_secs(1),
                 jobs.heartbeat_timeout_cap(),
-                "jobs.max_heartbeat_timeout",
+                if jobs.max_heartbeat_timeout.is_some() {
+                    "jobs.max_heartbeat_timeout"
+                } else {
+                    "jobs.stale_after, as jobs.max_heartbeat_timeout is not set"
+                },
             )
         })
         .transpose()?
@@ -260,7 +264,7 @@ fn checked_message(message: Option<String>) -> Result<Option<String>, ApiError> 
 
 /// The list query of a query string. `label` may repeat, so it is taken out before the other
 /// parameters are read.
-fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
+pub(crate) fn list_query(query_string: &str) -> Result<ListQuery, ApiError> {
     let pairs = form_urlencoded::parse(query_string.as_bytes());
     let (labels, rest): (Vec<_>, Vec<_>) = pairs.partition(|(name, _)| name == "label");
     let rest = form_urlencoded::Serializer::new(String::new())
@@ -555,7 +559,7 @@ fn list_body(alert: Option<Alert>, jobs_json: &[u8], summary: Summary) -> HttpRe
     path = "/api/{version}/async_status",
     operation_id = "createJob",
     tag = "jobs",
-    params(VersionPath),
+    params(CreateParams),
     // Not `Option<CreateJobRequest>`, which utoipa 4 writes as a nullable `allOf`.
     request_body(content = ref("#/components/schemas/CreateJobRequest")),
     responses(
@@ -569,6 +573,21 @@ fn list_body(alert: Option<Alert>, jobs_json: &[u8], summary: Summary) -> HttpRe
                 ("ETag" = ETag),
                 ("Last-Modified" = LastModified),
                 ("Retry-After" = RetryAfterCreated),
+                ("Set-Cookie" = SetCookieRefresh),
+            ),
+        ),
+        (
+            status = 200,
+            description = "Single flight: a `PENDING` job with the request's key already runs; \
+                nothing was created and the answer is that job, with an `info` alert `Async job \
+                <id> with this key already runs; nothing was created. See \
+                /api/<version>/async_status/<id> for its status.`",
+            body = JobChangedEnvelope,
+            headers(
+                ("Location" = Location),
+                ("ETag" = ETag),
+                ("Last-Modified" = LastModified),
+                ("Retry-After" = RetryAfterPending),
                 ("Set-Cookie" = SetCookieRefresh),
             ),
         ),

@@ -7,6 +7,7 @@ pub mod conditional;
 pub mod cors;
 pub mod csrf;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod jobs;
 pub mod openapi;
@@ -51,6 +52,8 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(jobs::list))
                 .route(web::post().to(jobs::create)),
         )
+        // Before `{id}`, which would take "events" for an id.
+        .service(resource("/async_status/events", "GET").route(web::get().to(events::events)))
         .service(
             resource("/async_status/{id}", "GET, PUT, DELETE")
                 .route(web::get().to(jobs::get))

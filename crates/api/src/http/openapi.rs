@@ -50,7 +50,7 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse};
 
-use crate::http::{jobs, ops, users, API_VERSIONS};
+use crate::http::{events, jobs, ops, users, API_VERSIONS};
 use schemas::*;
 
 /// The document: operations, schemas and shared answers as utoipa makes them.
@@ -67,6 +67,7 @@ use schemas::*;
         jobs::update,
         jobs::delete,
         jobs::cancel,
+        events::events,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -263,12 +264,23 @@ fn shared_parameters() -> Vec<(&'static str, Parameter)> {
             parameter(
                 "Prefer",
                 Header,
-                "RFC 7240. `wait=<seconds>` holds the answer until the job is finished or the \
-                 wait (capped by `jobs.max_wait`) ends. A `wait` that is not a whole number of \
-                 seconds, or two different `wait`s, answer 400; other preferences are ignored.",
+                "RFC 7240. `wait=<seconds>` holds the answer until the job is finished, a \
+                 cancel is requested during the wait, or the wait (capped by `jobs.max_wait`) \
+                 ends. A `wait` that is not a whole number of seconds, or two different \
+                 `wait`s, answer 400; other preferences are ignored.",
                 string(),
             )
             .example(Some(json!("wait=30"))),
+        ),
+        (
+            "Idempotency-Key",
+            parameter(
+                "Idempotency-Key",
+                Header,
+                "The single-flight key, as the body's `key`: 1 to 200 visible ASCII \
+                 characters. With a `key` in the body too, the two must be equal (400).",
+                string().min_length(Some(1)).max_length(Some(200)),
+            ),
         ),
         (
             "If-None-Match",
@@ -466,10 +478,14 @@ parameter_groups! {
     VersionPath = ["Version"];
     /// `{version}` and the job's `{id}`.
     JobPath = ["Version", "JobId"];
+    /// `{version}` and the single-flight header of `createJob`.
+    CreateParams = ["Version", "Idempotency-Key"];
     /// The long poll and the conditional request of `getJob`.
     JobConditions = ["Prefer", "If-None-Match", "If-Modified-Since"];
     /// The filters, order and paging of `listJobs`.
     ListFilters = ["StatusFilter", "IdFilter", "KindFilter", "CreatedByFilter", "LabelFilter", "NewerThan", "OlderThan", "OrderBy", "SortOrder", "Limit", "Offset", "Page", "Cursor"];
+    /// The filters of `jobEvents`: the list's, without order and paging.
+    EventFilters = ["StatusFilter", "IdFilter", "KindFilter", "CreatedByFilter", "LabelFilter", "NewerThan", "OlderThan"];
 }
 
 /// A header.

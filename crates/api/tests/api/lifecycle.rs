@@ -124,7 +124,7 @@ async fn bad_lifecycle_input_is_400_naming_the_field(backend: Backend) {
             "'labels': a label value",
         ),
         (json!({"labels": {"a": 1}}), "'labels.a' must be a string"),
-        (json!({"labels": ["a"]}), "'labels'"),
+        (json!({"labels": ["a"]}), "'labels' must be an object"),
         (json!({"key": ""}), "'key'"),
         (json!({"key": "k".repeat(201)}), "'key'"),
         (
@@ -147,7 +147,7 @@ async fn bad_lifecycle_input_is_400_naming_the_field(backend: Backend) {
         ),
         (
             json!({"heartbeat_timeout": "1h"}),
-            "(jobs.max_heartbeat_timeout)",
+            "at most 15m (jobs.stale_after, as jobs.max_heartbeat_timeout is not set)",
         ),
     ];
     for (body, part) in cases {
@@ -196,30 +196,35 @@ async fn bad_lifecycle_input_is_400_naming_the_field(backend: Backend) {
         .join("&");
     let r = app.get(app.api(&format!("/async_status?{labels}"))).await;
     assert_alert_contains(r, StatusCode::BAD_REQUEST, "'label'").await;
-    for body in [
-        json!({"reason": 5}),
-        json!({"force": "yes"}),
-        json!({"reason": "x".repeat(4097)}),
+    for (body, text) in [
+        (json!({"reason": 5}), "'reason' must be a string"),
+        (json!({"force": "yes"}), "'force' must be true or false"),
+        (
+            json!({"reason": "x".repeat(4097)}),
+            "'reason': reason must be at most 4096 bytes",
+        ),
     ] {
         let r = cancel(&app.client, &app, id, body).await;
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_alert_contains(r, StatusCode::BAD_REQUEST, text).await;
     }
     assert_eq!(job(&app, id).await["status"], "PENDING", "nothing changed");
 }
 
-/// 16 POSTs with one key at once, `rounds` times: one job each round, the others answer it.
+/// 16 POSTs with one key at once, through two replicas, five times: one job each round, the
+/// others answer it.
 async fn sixteen_racing_posts_with_one_key_create_one_job(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
     app.login_admin().await;
+    let replica = app.replica(|_| {}).await;
     let mut seen = Vec::new();
     for round in 0..5 {
         let key = format!("renew cdn1 round {round}");
         let posts = (0..16).map(|i| {
             let client = app.client.clone();
-            let url = app.api("/async_status");
-            // Half say it with the body, half with the header.
+            // Half go to each replica; half say it with the body, half with the header.
+            let url = if i % 4 < 2 { &app } else { &replica }.api("/async_status");
             let request = if i % 2 == 0 {
                 client
                     .post(url)
@@ -442,16 +447,40 @@ async fn a_heartbeat_timeout_replaces_stale_after_for_its_job(backend: Backend) 
         return;
     };
     app.login_admin().await;
+    let r = app
+        .post_json(
+            app.api("/async_status"),
+            &json!({"heartbeat_timeout": "2h"}),
+        )
+        .await;
+    assert_alert_contains(
+        r,
+        StatusCode::BAD_REQUEST,
+        "at most 1h (jobs.max_heartbeat_timeout)",
+    )
+    .await;
     let (_, body) = create(&app, json!({"heartbeat_timeout": 1})).await;
     let quick = body["response"]["id"].as_i64().unwrap();
     let (_, body) = create(&app, json!({"heartbeat_timeout": "1h"})).await;
     let patient = body["response"]["id"].as_i64().unwrap();
+    let (_, body) = create(&app, json!({"heartbeat_timeout": 1})).await;
+    let asked = body["response"]["id"].as_i64().unwrap();
     let default = app.create_job("default").await;
     // A heartbeat restarts the job's own clock.
     let r = app.put_job(quick, json!({"status": "PENDING"})).await;
     let beat = time(&r.json::<Value>().await.unwrap()["response"]["last_updated"]);
     until_past(beat + chrono::TimeDelta::seconds(1)).await;
+    // So does a cancel request, a change of the job like a heartbeat.
+    let r = app
+        .post(app.api(&format!("/async_status/{asked}/cancel")))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
     asyncstatus_api::reaper::sweep(&app.state).await.unwrap();
+    assert_eq!(
+        job(&app, asked).await["status"],
+        "PENDING",
+        "its clock restarted at the cancel request"
+    );
     let reaped = job(&app, quick).await;
     assert_eq!(reaped["status"], "FAILED", "1 s without an update");
     assert!(reaped["message"]

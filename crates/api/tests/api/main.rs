@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod curl;
+mod events;
 mod exhaustion;
 mod faults;
 mod jobs;

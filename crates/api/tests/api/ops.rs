@@ -125,10 +125,11 @@ async fn cors_headers_only_for_allowed_origins(backend: Backend) {
         .to_str()
         .unwrap()
         .contains("PUT"));
-    assert!(r.headers()["access-control-allow-headers"]
+    let allowed = r.headers()["access-control-allow-headers"]
         .to_str()
-        .unwrap()
-        .contains("Prefer"));
+        .unwrap();
+    assert!(allowed.contains("Prefer"), "{allowed}");
+    assert!(allowed.contains("Idempotency-Key"), "{allowed}");
     let r = get_with_header(&http, app.api("/ping"), "origin", PORTAL).await;
     assert_eq!(r.headers()["access-control-allow-origin"], PORTAL);
     assert!(r.headers()["access-control-expose-headers"]
