@@ -1,6 +1,8 @@
 //! The event stream of `GET async_status/events` (Server-Sent Events): a `job` event with the
 //! job's JSON for every create and change, a `deleted` event with the id for every deletion,
-//! and comment lines that keep the connection alive.
+//! a `lagged` event before the service ends a stream that fell behind, and comment lines
+//! (`: connected`, `: keep-alive`, …). Follow jobs without a gap by opening the stream first,
+//! then listing, and applying the events over the list; after the stream ends, do it again.
 
 use std::io::{BufRead, BufReader, Read};
 
@@ -14,6 +16,9 @@ pub enum Event {
     Job(Box<Job>),
     /// The job of this id was deleted.
     Deleted(i64),
+    /// The stream fell behind, or changes may have been missed (`missed`: how many, when
+    /// known); the service ends the stream after it. Open a new one and list again.
+    Lagged { missed: Option<u64> },
 }
 
 /// The events of one stream, as they arrive; see [`crate::Client::events`].
@@ -99,6 +104,12 @@ impl Events {
                         self.invalid(format!("a deleted event without an id: {data:.200}"))
                     })
             }
+            "lagged" => {
+                let value: serde_json::Value = serde_json::from_str(data)
+                    .map_err(|e| self.invalid(format!("a lagged event: {e} in {data:.200}")))?;
+                let missed = value.get("missed").and_then(serde_json::Value::as_u64);
+                Ok(Some(Event::Lagged { missed }))
+            }
             _ => Ok(None),
         }
     }
@@ -179,18 +190,22 @@ mod tests {
              event: deleted\ndata: 7\n\n\
              event: deleted\ndata: {\"id\":8}\n\n\
              event: later-kind\ndata: {}\n\n\
+             event: lagged\ndata: {\"missed\":12}\n\n\
+             event: lagged\ndata: {\"missed\":null}\n\n\
              id: 5\nevent: job\ndata: {\"id\":2,\n\
              data: \"status\":\"FAILED\",\"start_time\":\"2026-12-03T10:00:00Z\"}\n\n\
              event: job\ndata: {\"id\":3,",
         );
         let read: Vec<Event> = read.into_iter().map(Result::unwrap).collect();
-        assert_eq!(read.len(), 4, "{read:?}");
+        assert_eq!(read.len(), 6, "{read:?}");
         assert!(
             matches!(&read[0], Event::Job(job) if job.id == 1 && job.kind.as_deref() == Some("backup"))
         );
         assert_eq!(read[1], Event::Deleted(7));
         assert_eq!(read[2], Event::Deleted(8));
-        assert!(matches!(&read[3], Event::Job(job) if job.id == 2 && job.status.is_final()));
+        assert_eq!(read[3], Event::Lagged { missed: Some(12) });
+        assert_eq!(read[4], Event::Lagged { missed: None });
+        assert!(matches!(&read[5], Event::Job(job) if job.id == 2 && job.status.is_final()));
     }
 
     #[test]

@@ -221,7 +221,7 @@ fn answer(
         ("DELETE", ["async_status", id]) => {
             match id.parse().ok().and_then(|id| state.jobs.remove(&id)) {
                 Some(job) => {
-                    state.publish("deleted", &job["id"]);
+                    state.publish("deleted", &json!({"id": job["id"]}));
                     (200, vec![], json!({"alerts": []}))
                 }
                 None => (404, vec![], alert("async status not found")),
