@@ -232,14 +232,17 @@ fn filtered(query: &ListQuery, backend: Backend) -> JobsQuery {
     if !query.labels.is_empty() {
         q = q.filter(sql::<Bool>("labels <> '{}'"));
         match backend {
+            // One containment test per pair (the GIN index answers each, and their AND): a key
+            // given twice with two values selects nothing, as a job has one value per key.
             Backend::Postgres => {
-                let wanted: Labels = query.labels.iter().cloned().collect();
-                let wanted = serde_json::to_string(&wanted).unwrap_or_else(|_| "{}".into());
-                q = q.filter(
-                    sql::<Bool>("labels::jsonb @> ")
-                        .bind::<Text, _>(wanted)
-                        .sql("::jsonb"),
-                );
+                for (key, value) in &query.labels {
+                    let pair = serde_json::json!({ key: value }).to_string();
+                    q = q.filter(
+                        sql::<Bool>("labels::jsonb @> ")
+                            .bind::<Text, _>(pair)
+                            .sql("::jsonb"),
+                    );
+                }
             }
             // The labelled jobs' ids from their partial index, so that SQLite does not walk an
             // order's index over the whole table looking for them.

@@ -612,6 +612,11 @@ async fn the_list_filters_by_kind_owner_labels_and_start_time(backend: Backend) 
     assert_eq!(list("label=cdn:cdn1&kind=dnssec").await, (vec![ids[2]], 1));
     assert_eq!(list("label=cdn:cdn3").await, (vec![], 0));
     assert_eq!(
+        list("label=cdn:cdn1&label=cdn:cdn2").await,
+        (vec![], 0),
+        "one key, two values: no job has both"
+    );
+    assert_eq!(
         list("kind=acme&sortOrder=desc&orderby=start_time").await,
         (vec![ids[1], ids[0]], 2)
     );
