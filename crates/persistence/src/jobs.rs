@@ -312,6 +312,22 @@ fn in_order(q: JobsQuery, query: &ListQuery) -> JobsQuery {
     }
 }
 
+/// `q` after the cursor `(t, after_id)` in the order of the time `column`, then `id`: the time
+/// bound is an index range (`column >= t`, or `<=`), and the jobs of that very microsecond are
+/// skipped by id.
+macro_rules! after_time {
+    ($q:expr, $column:expr, $t:expr, $after_id:expr, $asc:expr) => {{
+        let t = UtcTime($t);
+        if $asc {
+            $q.filter($column.ge(t))
+                .filter($column.gt(t).or(id.gt($after_id)))
+        } else {
+            $q.filter($column.le(t))
+                .filter($column.lt(t).or(id.lt($after_id)))
+        }
+    }};
+}
+
 /// One index range of a page, read in the query's order. A page is one range, except a cursor
 /// page of `orderby=end_time` among finished jobs: it goes on into the unfinished ones, which
 /// sort after them under another index prefix, so it is two ranges read one after the other.
@@ -369,32 +385,14 @@ fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery 
                         time: Some(t),
                         id: after_id,
                     }),
-                ) => {
-                    let t = UtcTime(t);
-                    q = if asc {
-                        q.filter(start_time.ge(t))
-                            .filter(start_time.gt(t).or(id.gt(after_id)))
-                    } else {
-                        q.filter(start_time.le(t))
-                            .filter(start_time.lt(t).or(id.lt(after_id)))
-                    };
-                }
+                ) => q = after_time!(q, start_time, t, after_id, asc),
                 (
                     OrderBy::LastUpdated,
                     Some(After {
                         time: Some(t),
                         id: after_id,
                     }),
-                ) => {
-                    let t = UtcTime(t);
-                    q = if asc {
-                        q.filter(last_updated.ge(t))
-                            .filter(last_updated.gt(t).or(id.gt(after_id)))
-                    } else {
-                        q.filter(last_updated.le(t))
-                            .filter(last_updated.lt(t).or(id.lt(after_id)))
-                    };
-                }
+                ) => q = after_time!(q, last_updated, t, after_id, asc),
                 // ranges() gives end_time cursors their own ranges, and start_time and
                 // last_updated cursors always have a time.
                 (OrderBy::StartTime | OrderBy::LastUpdated | OrderBy::EndTime, Some(_)) => {}
@@ -402,7 +400,6 @@ fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery 
             in_order(q, query)
         }
         Range::FinishedAfter(t, after_id) => {
-            let t = UtcTime(t);
             // PostgreSQL's planner folds `(end_time IS NULL) = false` into `end_time IS NOT
             // NULL`, which does not pin the indexes' leading `(end_time IS NULL)` key: the time
             // bound would then filter the keys read from the index's start instead of seeking
@@ -414,13 +411,7 @@ fn range_query(query: &ListQuery, range: &Range, backend: Backend) -> JobsQuery 
                     .filter(end_time.is_null().le(false)),
                 Backend::Sqlite => q.filter(end_time.is_null().eq(false)),
             };
-            q = if asc {
-                q.filter(end_time.ge(t))
-                    .filter(end_time.gt(t).or(id.gt(after_id)))
-            } else {
-                q.filter(end_time.le(t))
-                    .filter(end_time.lt(t).or(id.lt(after_id)))
-            };
+            q = after_time!(q, end_time, t, after_id, asc);
             match (asc, backend) {
                 (_, Backend::Postgres) => in_order(q, query),
                 (true, Backend::Sqlite) => q.order((end_time.asc(), id.asc())),
