@@ -765,16 +765,11 @@ impl Store {
     ) -> Result<UpdateOutcome, StoreError> {
         let due = self.heartbeat_due_after(now);
         let written = self.with_conn(|conn| {
-            // Progress may stay or grow, never go back.
-            let progress_ok: Box<
-                dyn BoxableExpression<async_status, MultiBackend, SqlType = Nullable<Bool>>,
-            > = match update.progress {
-                Some(p) => Box::new(coalesce_i64(progress_done, Some(0)).le(p.done)),
-                None => Box::new(id.eq(job_id).nullable()),
-            };
+            // Progress may stay or grow, never go back (an update without one keeps it).
+            let at_least = update.progress.map_or(i64::MAX, |p| p.done);
             let target = async_status
                 .filter(id.eq(job_id).and(status.eq(JobStatus::Pending.as_str())))
-                .filter(progress_ok);
+                .filter(coalesce_i64(progress_done, Some(0)).le(at_least));
             let updated = diesel::update(target)
                 .set((
                     status.eq(update.status.as_str()),
