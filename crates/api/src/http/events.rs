@@ -136,7 +136,7 @@ impl Stream {
         loop {
             let frame = tokio::select! {
                 biased;
-                _ = self.stop.changed() => {
+                _ = self.stop.wait_for(|stopping| *stopping) => {
                     self.done = true;
                     Bytes::from_static(STOPPING)
                 }
