@@ -612,15 +612,14 @@ impl Client {
     /// job, that one ([`Created::existing`]). Takes a [`NewJob`], a message (`&str`) or an
     /// `Option<&str>`.
     ///
-    /// Without a key, a `POST` that may have reached the service is not sent again (it could
-    /// create a second job); with one, it is retried like any idempotent call, since the key
-    /// makes a second create answer the first job.
+    /// A `POST` that may have reached the service is not sent again, with or without a key:
+    /// without one it could create a second job, and with one the second answer would be the
+    /// first's job as "already runs" (200), which cannot be told from someone else's.
     pub fn create(&self, job: impl Into<NewJob>) -> Result<Created, Error> {
         let job: NewJob = job.into();
         let url = format!("{}/async_status", self.api);
         let body = job.body();
-        let mut call = self.call(Method::POST, &url).body(&body);
-        call.idempotent = job.key.is_some();
+        let call = self.call(Method::POST, &url).body(&body);
         let answer = self.send(call)?;
         let job = parse::<Envelope<Job>>("POST", &url, &answer)?.response;
         let location = answer

@@ -158,13 +158,25 @@ impl Iterator for Events {
             };
             match field {
                 "event" => name = value.to_owned(),
-                "data" => match &mut data {
-                    Some(data) => {
-                        data.push('\n');
-                        data.push_str(value);
+                "data" => {
+                    match &mut data {
+                        Some(data) => {
+                            data.push('\n');
+                            data.push_str(value);
+                        }
+                        None => data = Some(value.to_owned()),
                     }
-                    None => data = Some(value.to_owned()),
-                },
+                    // An event's data lines are bounded together as one line is.
+                    if data
+                        .as_ref()
+                        .is_some_and(|d| d.len() as u64 > MAX_LINE_BYTES)
+                    {
+                        self.done = true;
+                        return Some(Err(self.invalid(format!(
+                            "an event's data is longer than {MAX_LINE_BYTES} bytes"
+                        ))));
+                    }
+                }
                 _ => {} // id, retry, and fields of later versions
             }
         }

@@ -206,13 +206,9 @@ impl Stopper {
     /// Stops the command when `job` (a heartbeat's answer) says its cancel was requested;
     /// true when it did.
     fn stop_if_cancelled(&self, id: i64, job: &Job) -> bool {
+        // A forced cancel sets cancel_requested too.
         let forced = job.status.is_final();
-        let by_message = forced
-            && job
-                .message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("cancelled by "));
-        if !(job.cancel_requested || by_message) {
+        if !job.cancel_requested {
             return false;
         }
         let head = Stop::cancel_head(
@@ -530,10 +526,11 @@ pub fn run(client: &Client, options: RunOptions) -> u8 {
                                     .get(id)
                                     .is_ok_and(|job| stopper.stop_if_cancelled(id, &job))
                         });
-                        if !stopped && !failing {
-                            failing = true;
+                        if !stopped {
                             eprintln!("asyncstatus: heartbeat of job {id} failed (the command keeps running): {e}");
                         }
+                        // The job is final: no heartbeat can change it any more.
+                        break;
                     }
                     Err(e) if !failing => {
                         failing = true;
