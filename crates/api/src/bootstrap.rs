@@ -49,6 +49,13 @@ pub fn ensure_admin(
     }))
 }
 
+/// 256 random bits, hex.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The secrets tokens are signed (the first) and verified with: `auth.secrets` when set,
 /// else the secret kept in the database, which the first start generates (256 random bits,
 /// hex) and stores race-free, so every replica and every restart uses the same one.
@@ -61,9 +68,7 @@ pub fn signing_secrets(store: &Store, settings: &Settings) -> Result<Vec<String>
             .map(|s| s.expose_secret().to_owned())
             .collect());
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let candidate: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let candidate = random_secret();
     let stored = store.signing_secret_or_insert(&candidate)?;
     if stored == candidate {
         tracing::info!("generated a signing secret and stored it in the database");

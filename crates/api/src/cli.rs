@@ -140,9 +140,28 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => Ok(()),
-        Command::User(cmd) => user(&open_store(&settings)?, cmd),
-        Command::Role(cmd) => role(&open_store(&settings)?, cmd),
+        Command::User(cmd) => {
+            refuse_traffic_ops_change(&settings, !matches!(cmd, UserCommand::List))?;
+            user(&open_store(&settings)?, cmd)
+        }
+        Command::Role(cmd) => {
+            refuse_traffic_ops_change(&settings, !matches!(cmd, RoleCommand::List))?;
+            role(&open_store(&settings)?, cmd)
+        }
     }
+}
+
+/// With `database.layout = "traffic_ops"` the users and roles are Traffic Ops': listing them
+/// reads its tables, and a command that would change them is refused.
+fn refuse_traffic_ops_change(settings: &Settings, changes: bool) -> anyhow::Result<()> {
+    if changes && settings.database.layout == asyncstatus_persistence::Layout::TrafficOps {
+        anyhow::bail!(
+            "database.layout = \"traffic_ops\": users and roles are Traffic Ops' own (tm_user, \
+             role, role_capability), which asyncstatus only reads; change them in Traffic Ops \
+             (Traffic Portal or its API). `user list` and `role list` show them."
+        );
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 mod telemetry;
+pub mod traffic_ops;
 pub mod waiters;
 
 /// The OpenAPI document the code generates (`docs/openapi.json` must equal it).

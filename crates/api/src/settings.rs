@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use asyncstatus_persistence::DatabaseUrl;
+use asyncstatus_persistence::{Backend, DatabaseUrl, Layout};
 use config::{Config, File, FileFormat};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -35,6 +35,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub cors: CorsSettings,
     pub log: LogSettings,
+    pub traffic_ops: TrafficOpsSettings,
     /// `ASYNCSTATUS_ENV` (development when unset).
     #[serde(skip)]
     pub environment: Environment,
@@ -110,7 +111,43 @@ pub struct DatabaseSettings {
     /// The longest start-up waits for another process's migration (PostgreSQL).
     #[serde(with = "humantime_serde")]
     pub migration_lock_timeout: Duration,
+    /// Whose tables: asyncstatus' own, or a Traffic Ops database's.
+    #[serde(deserialize_with = "database_layout")]
+    pub layout: Layout,
 }
+
+/// `database.layout`: `asyncstatus` or `traffic_ops`.
+fn database_layout<'de, D>(deserializer: D) -> Result<Layout, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match String::deserialize(deserializer)?.as_str() {
+        "asyncstatus" => Ok(Layout::Asyncstatus),
+        "traffic_ops" => Ok(Layout::TrafficOps),
+        other => Err(serde::de::Error::custom(format!(
+            "unknown layout {other:?}: expected \"asyncstatus\" or \"traffic_ops\""
+        ))),
+    }
+}
+
+/// `[traffic_ops]`: used with `database.layout = "traffic_ops"` only.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrafficOpsSettings {
+    /// Traffic Ops' `secrets[0]` from cdn.conf, which signs its cookies and access tokens.
+    pub secret: Option<Secret>,
+    /// cdn.conf's `role_based_permissions`: the role's permissions decide (`true`), or its
+    /// `priv_level` (`false`).
+    pub role_based_permissions: bool,
+    /// How often the Traffic Ops jobs someone waits on are re-read.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// A Traffic Ops job still `PENDING` this long after its start is failed; 0 = never.
+    #[serde(with = "humantime_serde")]
+    pub fail_stuck_after: Duration,
+}
+
+/// The shortest `traffic_ops.poll_interval`: one query per interval, whatever the waiters.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `database.url`, parsed once: `sqlite://PATH` or `postgres://…`.
 fn database_url<'de, D>(deserializer: D) -> Result<DatabaseUrl, D::Error>
@@ -373,6 +410,36 @@ impl Settings {
         Ok(settings)
     }
 
+    /// `database.layout = "traffic_ops"` needs PostgreSQL and Traffic Ops' secret.
+    fn validate_traffic_ops(&self) -> Result<(), SettingsError> {
+        if self.database.layout != Layout::TrafficOps {
+            return Ok(());
+        }
+        if self.database.url.backend() != Backend::Postgres {
+            return Err(invalid(
+                "database.layout = \"traffic_ops\" needs PostgreSQL (Traffic Ops' own \
+                 database), and database.url is a SQLite file",
+            ));
+        }
+        if self
+            .traffic_ops
+            .secret
+            .as_ref()
+            .is_none_or(|s| s.expose_secret().is_empty())
+        {
+            return Err(invalid(
+                "database.layout = \"traffic_ops\" needs traffic_ops.secret: Traffic Ops' \
+                 secrets[0] from its cdn.conf, which signs its session cookies",
+            ));
+        }
+        if self.traffic_ops.poll_interval < MIN_POLL_INTERVAL {
+            return Err(invalid(format!(
+                "traffic_ops.poll_interval must be at least {MIN_POLL_INTERVAL:?}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks what serde cannot: ranges, combinations, and safety (the same in every
     /// environment).
     pub fn validate(&self) -> Result<(), SettingsError> {
@@ -387,6 +454,7 @@ impl Settings {
                 "database.migration_lock_timeout must be more than 0s",
             ));
         }
+        self.validate_traffic_ops()?;
         // The development secret of earlier versions is public: a token signed with it is
         // anyone's to forge.
         if self

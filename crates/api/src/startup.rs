@@ -9,7 +9,7 @@ use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use asyncstatus_auth::Authenticator;
-use asyncstatus_persistence::{PoolOptions, Store};
+use asyncstatus_persistence::{Layout, PoolOptions, Store};
 
 use crate::bootstrap::{ensure_admin, CreatedAdmin};
 use crate::http;
@@ -19,14 +19,28 @@ use crate::state::AppState;
 /// Opens the database of `settings` and applies pending migrations.
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = &settings.database.url;
-    let store = Store::open(
+    let layout = settings.database.layout;
+    let store = Store::open_layout(
         url,
         &PoolOptions {
             size: settings.database.pool_size,
             checkout_timeout: settings.database.checkout_timeout,
         },
+        layout,
     )
     .with_context(|| format!("opening the database {url}"))?;
+    if layout == Layout::TrafficOps {
+        let missing = store
+            .missing_traffic_ops_tables()
+            .with_context(|| format!("looking for Traffic Ops' tables in {url}"))?;
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "database.layout = \"traffic_ops\", but the database {url} lacks Traffic Ops' \
+                 tables {}: is database.url Traffic Ops' own database (its database.conf)?",
+                missing.join(", ")
+            );
+        }
+    }
     let applied = store
         .run_migrations_waiting(settings.database.migration_lock_timeout)
         .with_context(|| format!("migrating the database {url}"))?;
@@ -48,11 +62,30 @@ impl Application {
     /// Opens and migrates the database, bootstraps the admin, binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = open_store(&settings)?;
-        let created_admin = ensure_admin(&store, &settings).context("creating the first admin")?;
-        let secrets = crate::bootstrap::signing_secrets(&store, &settings)
-            .context("reading the signing secret from the database")?;
+        let traffic_ops = settings.database.layout == Layout::TrafficOps;
+        let (created_admin, secrets) = if traffic_ops {
+            // Traffic Ops' users and sessions serve; asyncstatus issues no token of its own,
+            // so its token service gets a key nobody knows.
+            (None, vec![crate::bootstrap::random_secret()])
+        } else {
+            let created_admin =
+                ensure_admin(&store, &settings).context("creating the first admin")?;
+            let secrets = crate::bootstrap::signing_secrets(&store, &settings)
+                .context("reading the signing secret from the database")?;
+            (created_admin, secrets)
+        };
         let auth = Authenticator::new(store.clone(), &settings.auth_settings(secrets))
             .context("setting up authentication")?;
+        let traffic_ops_auth = match (&settings.traffic_ops.secret, traffic_ops) {
+            (Some(secret), true) => Some(std::sync::Arc::new(
+                asyncstatus_auth::TrafficOpsAuthenticator::new(
+                    store.clone(),
+                    secret.clone(),
+                    settings.traffic_ops.role_based_permissions,
+                ),
+            )),
+            _ => None,
+        };
         let socket = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!("binding {}:{}", settings.server.host, settings.server.port)
@@ -81,6 +114,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             auth: std::sync::Arc::new(auth),
+            traffic_ops: traffic_ops_auth,
             login_slots: crate::logins::LoginSlots::new(logins, settings.auth.login_queue),
             waiters,
             events,
@@ -117,15 +151,22 @@ impl Application {
             None => server.listen(socket)?,
         }
         .run();
-        // Jobs abandoned while no replica ran (the process was killed, say) are failed before
-        // the first request is answered; the purge of expired jobs waits for the reaper.
-        match crate::reaper::fail_stale(&state).await {
-            Ok(0) => {}
-            Ok(abandoned) => tracing::info!(abandoned, "start-up sweep"),
-            Err(e) => tracing::warn!(error = %e, "start-up sweep failed; the reaper retries"),
+        if traffic_ops {
+            // Traffic Ops' jobs: re-read for their waiters, failed when stuck; never purged.
+            actix_web::rt::spawn(crate::traffic_ops::poll_waited(state.clone()));
+            actix_web::rt::spawn(crate::traffic_ops::fail_stuck(state.clone()));
+        } else {
+            // Jobs abandoned while no replica ran (the process was killed, say) are failed
+            // before the first request is answered; the purge of expired jobs waits for the
+            // reaper.
+            match crate::reaper::fail_stale(&state).await {
+                Ok(0) => {}
+                Ok(abandoned) => tracing::info!(abandoned, "start-up sweep"),
+                Err(e) => tracing::warn!(error = %e, "start-up sweep failed; the reaper retries"),
+            }
+            actix_web::rt::spawn(crate::reaper::run(state.clone()));
+            actix_web::rt::spawn(state.events.clone().run(state.db.clone()));
         }
-        actix_web::rt::spawn(crate::reaper::run(state.clone()));
-        actix_web::rt::spawn(state.events.clone().run(state.db.clone()));
         Ok(Application {
             port,
             server,

@@ -12,6 +12,8 @@ pub struct AppState {
     /// The way to the database (see [`crate::db::Db`]).
     pub db: crate::db::Db,
     pub auth: Arc<Authenticator>,
+    /// Traffic Ops' sessions, with `database.layout = "traffic_ops"` only.
+    pub traffic_ops: Option<Arc<asyncstatus_auth::TrafficOpsAuthenticator>>,
     pub settings: Settings,
     /// Bounds concurrent password derivations (16 MiB and ~50 ms of CPU each), so logins
     /// cannot starve other requests of threads, CPU or memory; and the queue waiting for them.

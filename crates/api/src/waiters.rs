@@ -121,6 +121,12 @@ impl Waiters {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The ids of the jobs someone waits on now (at most `max_waiters` of them).
+    pub fn waited_ids(&self) -> Vec<i64> {
+        let map = self.by_job.lock().unwrap_or_else(|p| p.into_inner());
+        map.keys().copied().collect()
+    }
 }
 
 /// Which cap refused a request.

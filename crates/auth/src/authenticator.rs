@@ -66,6 +66,7 @@ fn principal_of(user: UserRecord) -> Principal {
         username: user.username,
         role: user.role,
         permissions: user.permissions,
+        rule: crate::AccessRule::Permissions,
     }
 }
 

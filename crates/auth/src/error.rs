@@ -21,6 +21,13 @@ pub enum AuthError {
     /// The principal lacks these permissions.
     #[error("missing required Permissions: {}", .0.iter().map(Permission::as_str).collect::<Vec<_>>().join(", "))]
     Forbidden(Vec<Permission>),
+    /// Traffic Ops' rule by `priv_level` (`role_based_permissions = false`) refused it.
+    #[error("Forbidden.")]
+    PrivLevel,
+    /// A Traffic Ops session refused, with Traffic Ops' text for why (see
+    /// [`crate::traffic_ops::CookieError::unauthorized_text`]).
+    #[error("{0}")]
+    SessionRefused(String),
     /// Too many failed logins for this username or client address.
     #[error("too many failed login attempts; try again in {} seconds", whole_seconds_up(*.retry_after))]
     Throttled { retry_after: Duration },

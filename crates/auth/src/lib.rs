@@ -13,9 +13,11 @@ mod principal;
 mod throttle;
 pub mod token;
 pub mod traffic_ops;
+pub mod traffic_ops_auth;
 
 pub use authenticator::{AuthSettings, Authenticator, LoggedIn};
 pub use error::{whole_seconds_up, AuthError};
-pub use principal::Principal;
+pub use principal::{AccessRule, Principal};
 pub use throttle::{address_group, LoginThrottle, ThrottlePolicy};
 pub use token::{Claims, TokenService};
+pub use traffic_ops_auth::{Credential, TrafficOpsAuthenticator, TrafficOpsSession};

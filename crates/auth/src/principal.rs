@@ -2,6 +2,18 @@
 
 use asyncstatus_domain::{Permission, ADMIN_ROLE};
 
+/// Which rule decides what a principal may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessRule {
+    /// The role's permissions (a role named `admin` holds all): asyncstatus' rule, and
+    /// Traffic Ops' under `role_based_permissions = true`.
+    #[default]
+    Permissions,
+    /// Traffic Ops' rule under `role_based_permissions = false`: the role's `priv_level`
+    /// must reach [`crate::traffic_ops::ASYNC_STATUS_PRIV_LEVEL`]; permissions are ignored.
+    PrivLevel(i64),
+}
+
 /// Who is asking: a user, its role, and the role's permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -10,16 +22,29 @@ pub struct Principal {
     pub role: String,
     /// Sorted permission names of the role (the `admin` role holds all regardless).
     pub permissions: Vec<String>,
+    pub rule: AccessRule,
 }
 
 impl Principal {
     /// Whether the principal holds `permission`.
     pub fn has(&self, permission: &Permission) -> bool {
-        self.role == ADMIN_ROLE || self.permissions.iter().any(|p| p == permission.as_str())
+        match self.rule {
+            AccessRule::PrivLevel(level) => level >= crate::traffic_ops::ASYNC_STATUS_PRIV_LEVEL,
+            AccessRule::Permissions => {
+                self.role == ADMIN_ROLE || self.permissions.iter().any(|p| p == permission.as_str())
+            }
+        }
     }
 
     /// `Ok` when every permission is held, else `Forbidden` naming each one missing.
     pub fn require(&self, needed: &[Permission]) -> Result<(), crate::AuthError> {
+        if let AccessRule::PrivLevel(_) = self.rule {
+            return if needed.iter().all(|p| self.has(p)) {
+                Ok(())
+            } else {
+                Err(crate::AuthError::PrivLevel)
+            };
+        }
         let missing: Vec<Permission> = needed.iter().filter(|p| !self.has(p)).cloned().collect();
         if missing.is_empty() {
             Ok(())
@@ -51,6 +76,7 @@ mod tests {
             username: "u".into(),
             role: role.into(),
             permissions: perms.iter().map(|p| p.to_string()).collect(),
+            rule: AccessRule::Permissions,
         }
     }
 

@@ -18,6 +18,7 @@ mod store;
 pub mod testing;
 mod time;
 mod tokens;
+mod traffic_ops;
 mod users;
 
 pub use changes::{Change, ChangeListener, LISTEN_POLL};
@@ -25,9 +26,10 @@ pub use error::StoreError;
 pub use jobs::{
     CancelOutcome, CreateOutcome, Overdue, Page, SweepBatch, UpdateOutcome, PURGE_BATCH, REAP_BATCH,
 };
-pub use migrations::{MIGRATION_LOCK_ID, MIGRATION_LOCK_TIMEOUT};
+pub use migrations::{MIGRATION_LOCK_ID, MIGRATION_LOCK_TIMEOUT, OWN_SCHEMA};
 pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState};
 pub use roles::RoleRecord;
-pub use store::Store;
+pub use store::{Layout, Store};
 pub use time::{now_micros, UtcTime};
+pub use traffic_ops::{TrafficOpsJob, TrafficOpsUser, TRAFFIC_OPS_TABLES};
 pub use users::UserRecord;

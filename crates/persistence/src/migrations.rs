@@ -1,4 +1,6 @@
-//! Embedded migrations, one set per backend (`migrations/postgres`, `migrations/sqlite`).
+//! Embedded migrations, one set per backend (`migrations/postgres`, `migrations/sqlite`), and
+//! one for a Traffic Ops database (`migrations/traffic_ops`), applied in asyncstatus' own schema
+//! with their bookkeeping table there too.
 
 use std::time::Duration;
 
@@ -8,10 +10,14 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::pool::DbConn;
-use crate::{Store, StoreError};
+use crate::{Layout, Store, StoreError};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const TRAFFIC_OPS: EmbeddedMigrations = embed_migrations!("../../migrations/traffic_ops");
+
+/// The PostgreSQL schema of asyncstatus' own tables in a Traffic Ops database.
+pub const OWN_SCHEMA: &str = "asyncstatus";
 
 /// How long start-up waits for another process's migration by default
 /// (`database.migration_lock_timeout`).
@@ -23,30 +29,36 @@ pub const MIGRATION_LOCK_ID: i64 = 7271401;
 /// Per-backend migration details.
 trait Migrate: MigrationHarness<Self::Backend> + SimpleConnection + Sized {
     type Backend: diesel::backend::Backend;
-    const SOURCE: EmbeddedMigrations;
-    /// Applies the pending migrations while holding the backend's migration lock, waiting
-    /// for it at most `lock_wait`.
-    fn migrate_locked(&mut self, lock_wait: Duration) -> Result<Vec<String>, StoreError>;
+    /// Applies the pending migrations of `source` while holding the backend's migration
+    /// lock, waiting for it at most `lock_wait`.
+    fn migrate_locked(
+        &mut self,
+        source: EmbeddedMigrations,
+        lock_wait: Duration,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 fn setup_failed(e: &dyn std::fmt::Display) -> StoreError {
     StoreError::Setup(format!("migrating the database: {e}"))
 }
 
-fn apply<C: Migrate>(conn: &mut C) -> Result<Vec<String>, StoreError> {
-    conn.run_pending_migrations(C::SOURCE)
+fn apply<C: Migrate>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<String>, StoreError> {
+    conn.run_pending_migrations(source)
         .map(|versions| versions.iter().map(ToString::to_string).collect())
         .map_err(|e| setup_failed(&e))
 }
 
 impl Migrate for PgConnection {
     type Backend = diesel::pg::Pg;
-    const SOURCE: EmbeddedMigrations = POSTGRES;
 
     /// A session advisory lock, waited for under `lock_timeout` so that a replica stuck
     /// mid-migration (or anything else holding the lock) stops start-up with a message
     /// instead of hanging it.
-    fn migrate_locked(&mut self, lock_wait: Duration) -> Result<Vec<String>, StoreError> {
+    fn migrate_locked(
+        &mut self,
+        source: EmbeddedMigrations,
+        lock_wait: Duration,
+    ) -> Result<Vec<String>, StoreError> {
         let millis = lock_wait.as_millis().clamp(1, i32::MAX as u128);
         self.batch_execute(&format!("SET lock_timeout = {millis}"))
             .map_err(|e| setup_failed(&e))?;
@@ -63,7 +75,7 @@ impl Migrate for PgConnection {
             )));
         }
         reset.map_err(|e| setup_failed(&e))?;
-        let result = apply(self);
+        let result = apply(self, source);
         self.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
             .map_err(|e| setup_failed(&e))?;
         result
@@ -72,27 +84,32 @@ impl Migrate for PgConnection {
 
 impl Migrate for SqliteConnection {
     type Backend = diesel::sqlite::Sqlite;
-    const SOURCE: EmbeddedMigrations = SQLITE;
 
     /// The whole run in one `BEGIN IMMEDIATE` transaction: another process migrating the
     /// same file waits for the write lock (at most `lock_wait`), then finds the migrations
     /// applied, instead of failing on "table already exists".
-    fn migrate_locked(&mut self, lock_wait: Duration) -> Result<Vec<String>, StoreError> {
+    fn migrate_locked(
+        &mut self,
+        source: EmbeddedMigrations,
+        lock_wait: Duration,
+    ) -> Result<Vec<String>, StoreError> {
         let millis = lock_wait.as_millis().clamp(1, i32::MAX as u128);
         self.batch_execute(&format!("PRAGMA busy_timeout = {millis}"))
             .map_err(|e| setup_failed(&e))?;
-        let result = self.immediate_transaction(apply).map_err(|e| {
-            let cause = e.to_string();
-            if cause.contains("database is locked") {
-                StoreError::Setup(format!(
-                    "migrating the database: waited {lock_wait:?} for the SQLite write lock \
+        let result = self
+            .immediate_transaction(|conn| apply(conn, source))
+            .map_err(|e| {
+                let cause = e.to_string();
+                if cause.contains("database is locked") {
+                    StoreError::Setup(format!(
+                        "migrating the database: waited {lock_wait:?} for the SQLite write lock \
                      and another process still holds it; database.migration_lock_timeout \
                      sets the wait ({cause})"
-                ))
-            } else {
-                e
-            }
-        });
+                    ))
+                } else {
+                    e
+                }
+            });
         self.batch_execute(&format!(
             "PRAGMA busy_timeout = {}",
             crate::pool::SQLITE_BUSY_MS
@@ -102,15 +119,64 @@ impl Migrate for SqliteConnection {
     }
 }
 
-fn pending<C: Migrate>(conn: &mut C) -> Result<Vec<String>, StoreError> {
-    conn.pending_migrations(C::SOURCE)
+fn pending<C: Migrate>(
+    conn: &mut C,
+    source: EmbeddedMigrations,
+) -> Result<Vec<String>, StoreError> {
+    conn.pending_migrations(source)
         .map(|list| list.iter().map(|m| m.name().to_string()).collect())
         .map_err(|e| StoreError::Unavailable(format!("checking migrations: {e}")))
 }
 
-fn known<C: Migrate>() -> Result<usize, StoreError> {
-    MigrationSource::<C::Backend>::migrations(&C::SOURCE)
+fn known<C: Migrate>(source: EmbeddedMigrations) -> Result<usize, StoreError> {
+    MigrationSource::<C::Backend>::migrations(&source)
         .map(|list| list.len())
+        .map_err(|e| StoreError::Setup(format!("reading embedded migrations: {e}")))
+}
+
+/// Runs `work` with asyncstatus' own schema first in the search path (created first when
+/// `create`), so that diesel's bookkeeping table `__diesel_schema_migrations` is found and
+/// made there; the connection's search path is reset afterwards, whatever `work` did.
+fn in_own_schema<T>(
+    pg: &mut PgConnection,
+    create: bool,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if create {
+        pg.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {OWN_SCHEMA}"))
+            .map_err(|e| setup_failed(&e))?;
+    }
+    pg.batch_execute(&format!("SET search_path TO {OWN_SCHEMA}"))
+        .map_err(|e| setup_failed(&e))?;
+    let result = work(pg);
+    let reset = pg
+        .batch_execute("RESET search_path")
+        .map_err(|e| setup_failed(&e));
+    let value = result?;
+    reset?;
+    Ok(value)
+}
+
+/// Whether asyncstatus' own schema exists yet (before the first migration it does not, and
+/// diesel could not make its bookkeeping table to ask).
+fn own_schema_exists(pg: &mut PgConnection) -> Result<bool, StoreError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS found")
+        .bind::<diesel::sql_types::Text, _>(OWN_SCHEMA)
+        .get_result::<Found>(pg)
+        .map(|f| f.found)
+        .map_err(|e| StoreError::Unavailable(format!("checking migrations: {e}")))
+}
+
+/// The names of every migration of `source`.
+fn all(source: EmbeddedMigrations) -> Result<Vec<String>, StoreError> {
+    MigrationSource::<diesel::pg::Pg>::migrations(&source)
+        .map(|list| list.iter().map(|m| m.name().to_string()).collect())
         .map_err(|e| StoreError::Setup(format!("reading embedded migrations: {e}")))
 }
 
@@ -121,27 +187,41 @@ impl Store {
         self.run_migrations_waiting(MIGRATION_LOCK_TIMEOUT)
     }
 
-    /// [`Store::run_migrations`], waiting at most `lock_wait` for the migration lock.
+    /// [`Store::run_migrations`], waiting at most `lock_wait` for the migration lock. On a
+    /// Traffic Ops database only asyncstatus' own schema is created and changed.
     pub fn run_migrations_waiting(&self, lock_wait: Duration) -> Result<Vec<String>, StoreError> {
-        self.with_conn(|conn| match conn {
-            DbConn::Postgres(pg) => pg.migrate_locked(lock_wait),
-            DbConn::Sqlite(sqlite) => sqlite.migrate_locked(lock_wait),
+        let layout = self.layout();
+        self.with_conn(|conn| match (conn, layout) {
+            (DbConn::Postgres(pg), Layout::Asyncstatus) => pg.migrate_locked(POSTGRES, lock_wait),
+            (DbConn::Postgres(pg), Layout::TrafficOps) => {
+                in_own_schema(pg, true, |pg| pg.migrate_locked(TRAFFIC_OPS, lock_wait))
+            }
+            (DbConn::Sqlite(sqlite), _) => sqlite.migrate_locked(SQLITE, lock_wait),
         })
     }
 
     /// The names of migrations not yet applied (empty when the schema is current).
     pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        self.with_conn(|conn| match conn {
-            DbConn::Postgres(pg) => pending(pg),
-            DbConn::Sqlite(sqlite) => pending(sqlite),
+        let layout = self.layout();
+        self.with_conn(|conn| match (conn, layout) {
+            (DbConn::Postgres(pg), Layout::Asyncstatus) => pending(pg, POSTGRES),
+            (DbConn::Postgres(pg), Layout::TrafficOps) => {
+                if own_schema_exists(pg)? {
+                    in_own_schema(pg, false, |pg| pending(pg, TRAFFIC_OPS))
+                } else {
+                    all(TRAFFIC_OPS)
+                }
+            }
+            (DbConn::Sqlite(sqlite), _) => pending(sqlite, SQLITE),
         })
     }
 
-    /// How many migrations this build carries for the store's backend.
+    /// How many migrations this build carries for the store's backend and layout.
     pub fn known_migrations(&self) -> Result<usize, StoreError> {
-        match self.backend() {
-            crate::Backend::Postgres => known::<PgConnection>(),
-            crate::Backend::Sqlite => known::<SqliteConnection>(),
+        match (self.backend(), self.layout()) {
+            (crate::Backend::Postgres, Layout::Asyncstatus) => known::<PgConnection>(POSTGRES),
+            (crate::Backend::Postgres, Layout::TrafficOps) => known::<PgConnection>(TRAFFIC_OPS),
+            (crate::Backend::Sqlite, _) => known::<SqliteConnection>(SQLITE),
         }
     }
 }

@@ -7,6 +7,18 @@ use crate::changes::{ChangeFeed, ChangeListener};
 use crate::pool::{self, Counters, DbConn, Pool};
 use crate::{Backend, Change, DatabaseUrl, PoolOptions, PoolState, StoreError};
 
+/// Whose tables the store works on (`database.layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// asyncstatus' own tables and migrations (`migrations/postgres`, `migrations/sqlite`).
+    #[default]
+    Asyncstatus,
+    /// A Traffic Ops database (PostgreSQL only): its tables are read and written, never
+    /// altered; asyncstatus' own state is in the schema `asyncstatus`, made by
+    /// `migrations/traffic_ops`.
+    TrafficOps,
+}
+
 /// The database: a pool of connections to one backend and the repository functions on it.
 /// Cheap to clone; clones share the pool.
 #[derive(Clone)]
@@ -15,18 +27,41 @@ pub struct Store {
     counters: Arc<Counters>,
     changes: Arc<ChangeFeed>,
     url: DatabaseUrl,
+    layout: Layout,
 }
 
 impl Store {
     /// Opens the pool. For SQLite the file and its folder are created. One connection is made
     /// at once so that a wrong URL, a refused connection or a missing database is reported now.
     pub fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Store, StoreError> {
+        Store::open_layout(url, options, Layout::Asyncstatus)
+    }
+
+    /// [`Store::open`] on the tables of `layout`; [`Layout::TrafficOps`] needs PostgreSQL.
+    pub fn open_layout(
+        url: &DatabaseUrl,
+        options: &PoolOptions,
+        layout: Layout,
+    ) -> Result<Store, StoreError> {
+        if layout == Layout::TrafficOps && url.backend() != Backend::Postgres {
+            return Err(StoreError::Setup(
+                "database.layout = \"traffic_ops\" needs PostgreSQL (Traffic Ops' database); \
+                 database.url is a SQLite file"
+                    .into(),
+            ));
+        }
         Ok(Store {
             pool: pool::open(url, options)?,
             counters: Default::default(),
             changes: Default::default(),
             url: url.clone(),
+            layout,
         })
+    }
+
+    /// Whose tables this store works on.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The backend of this store.

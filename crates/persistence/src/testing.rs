@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use crate::{Backend, DatabaseUrl};
 
@@ -32,6 +32,9 @@ pub fn all_batches(
         }
     }
 }
+
+/// Traffic Ops' tables, triggers and seeded roles and permissions (see the file's header).
+pub const TRAFFIC_OPS_FIXTURE: &str = include_str!("testing_fixtures/traffic_ops.sql");
 
 /// The variable naming the PostgreSQL cluster tests may use.
 pub const PG_URL_VAR: &str = "ASYNCSTATUS_TEST_DATABASE_URL";
@@ -172,6 +175,117 @@ impl TestDatabase {
             }
         }
         .unwrap_or_else(|e| panic!("running {sql:.200}: {e}"));
+    }
+
+    /// A new PostgreSQL database holding Traffic Ops' tables and seeded roles
+    /// ([`TRAFFIC_OPS_FIXTURE`]), or `None` when PostgreSQL tests are skipped.
+    pub fn traffic_ops() -> Option<TestDatabase> {
+        let db = TestDatabase::postgres()?;
+        db.execute_sql(TRAFFIC_OPS_FIXTURE);
+        Some(db)
+    }
+
+    /// A store on this Traffic Ops database in `database.layout = "traffic_ops"`.
+    pub fn open_traffic_ops_store(&self) -> crate::Store {
+        crate::Store::open_layout(
+            &self.url,
+            &crate::PoolOptions {
+                size: 2,
+                checkout_timeout: std::time::Duration::from_secs(5),
+            },
+            crate::Layout::TrafficOps,
+        )
+        .expect("opening a Traffic Ops store on the test database")
+    }
+
+    /// Adds a Traffic Ops user of the seeded role `role` (in the root tenant) with the
+    /// `local_passwd` hash given, as Traffic Ops' user creation stores it.
+    pub fn add_traffic_ops_user(&self, username: &str, role: &str, local_passwd: Option<&str>) {
+        let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        self.execute_sql(&format!(
+            "INSERT INTO tm_user (username, role, local_passwd, confirm_local_passwd, tenant_id) \
+             SELECT {user}, r.id, {hash}, {hash}, 1 FROM role r WHERE r.name = {role}",
+            user = quote(username),
+            hash = local_passwd.map_or("NULL".into(), quote),
+            role = quote(role),
+        ));
+    }
+
+    /// Starts a job as Traffic Ops does (`PENDING` with `message`, committed at once); its id.
+    pub fn insert_traffic_ops_job(&self, message: &str) -> i64 {
+        use diesel::sql_types::{BigInt, Text};
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        let mut pg = self.pg_connection();
+        diesel::sql_query(
+            "INSERT INTO async_status (status, message) VALUES ('PENDING', $1) RETURNING id",
+        )
+        .bind::<Text, _>(message)
+        .get_result::<Id>(&mut pg)
+        .expect("inserting a Traffic Ops job")
+        .id
+    }
+
+    /// Updates a job as Traffic Ops does: status and message, and `end_time = now()` when the
+    /// status is final; no state guard.
+    pub fn update_traffic_ops_job(&self, id: i64, status: &str, message: &str) {
+        use diesel::sql_types::{BigInt, Text};
+        let sql = if matches!(status, "SUCCEEDED" | "FAILED") {
+            "UPDATE async_status SET status = $1, message = $2, end_time = now() WHERE id = $3"
+        } else {
+            "UPDATE async_status SET status = $1, message = $2 WHERE id = $3"
+        };
+        let mut pg = self.pg_connection();
+        diesel::sql_query(sql)
+            .bind::<Text, _>(status)
+            .bind::<Text, _>(message)
+            .bind::<BigInt, _>(id)
+            .execute(&mut pg)
+            .expect("updating a Traffic Ops job");
+    }
+
+    /// `pg_dump --schema-only --no-owner` of the schema `schema` of this PostgreSQL database
+    /// (the test cluster's pg_dump when `ASYNCSTATUS_TEST_PG_BINDIR` names it), without the
+    /// `\restrict` lines whose key changes with every run.
+    pub fn schema_dump(&self, schema: &str) -> String {
+        let bin = std::env::var("ASYNCSTATUS_TEST_PG_BINDIR")
+            .map(|dir| format!("{dir}/pg_dump"))
+            .unwrap_or_else(|_| "pg_dump".into());
+        let out = std::process::Command::new(bin)
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--schema",
+                schema,
+                "--dbname",
+            ])
+            .arg(self.url_string())
+            .output()
+            .expect("running pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("pg_dump writes UTF-8")
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A connection of its own to this PostgreSQL database.
+    pub fn pg_connection(&self) -> PgConnection {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(url).expect("connecting to the test database")
+            }
+            DatabaseUrl::Sqlite(_) => panic!("a PostgreSQL connection to a SQLite test database"),
+        }
     }
 
     /// The URL as text, for settings and the CLI.

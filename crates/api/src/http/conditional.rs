@@ -40,21 +40,9 @@ pub fn last_modified(job: &AsyncStatus) -> LastModified {
 /// whole header over one unreadable item or a `*` among tags (`"a", *`, which clients send and
 /// we answer as `*`).
 pub fn not_modified(req: &HttpRequest, job: &AsyncStatus) -> bool {
-    let mut items = req
-        .headers()
-        .get_all(IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .peekable();
-    if items.peek().is_some() {
-        let ETag(ours) = etag(job);
-        return items.any(|item| {
-            item == "*"
-                || item
-                    .parse::<EntityTag>()
-                    .is_ok_and(|tag| tag.weak_eq(&ours))
-        });
+    let ETag(ours) = etag(job);
+    if let Some(matched) = none_match(req, &ours) {
+        return matched;
     }
     match IfModifiedSince::parse(req) {
         Ok(IfModifiedSince(since)) => {
@@ -62,6 +50,24 @@ pub fn not_modified(req: &HttpRequest, job: &AsyncStatus) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// `If-None-Match` against `ours`: `None` without the header, else whether one of its items
+/// is `*` or a tag weakly equal to `ours`.
+pub fn none_match(req: &HttpRequest, ours: &EntityTag) -> Option<bool> {
+    let mut items = req
+        .headers()
+        .get_all(IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .peekable();
+    items.peek()?;
+    Some(
+        items.any(|item| {
+            item == "*" || item.parse::<EntityTag>().is_ok_and(|tag| tag.weak_eq(ours))
+        }),
+    )
 }
 
 /// The `wait` preference, in seconds, capped at `max`; `None` without one. A `wait` that is

@@ -195,8 +195,10 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let status = match &e {
             AuthError::MissingCredentials => StatusCode::BAD_REQUEST,
-            AuthError::BadCredentials | AuthError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthError::BadCredentials | AuthError::Unauthorized | AuthError::SessionRefused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            AuthError::Forbidden(_) | AuthError::PrivLevel => StatusCode::FORBIDDEN,
             AuthError::Throttled { retry_after } => {
                 let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string());
                 err.retry_after = Some(*retry_after);

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod ops;
 pub mod response;
+pub mod traffic_ops;
 pub mod users;
 
 use std::time::Instant;
@@ -20,6 +21,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
+use actix_web::http::StatusCode;
 use actix_web::middleware::{Compress, DefaultHeaders, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tracing::Instrument;
@@ -27,6 +29,7 @@ use tracing::Instrument;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiVersion, RefreshedToken, RequestUser};
 use crate::state::AppState;
+use asyncstatus_persistence::Layout;
 
 /// The API versions served; all run the same handlers.
 pub const API_VERSIONS: [&str; 3] = ["4.0", "4.1", "5.0"];
@@ -71,14 +74,45 @@ async fn version_not_implemented() -> Result<HttpResponse, ApiError> {
     Err(ApiError::version_not_implemented())
 }
 
-/// Every route of the service.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The routes of one API version with `database.layout = "traffic_ops"`: Traffic Ops' job
+/// route on its table; the rest of asyncstatus' surface answers 501 for now.
+fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/ping", "GET").route(web::get().to(ops::ping)))
+        .service(resource("/user/login", "POST").route(web::post().to(traffic_ops::not_served)))
+        .service(resource("/user/logout", "POST").route(web::post().to(traffic_ops::not_served)))
+        .service(resource("/user/current", "GET").route(web::get().to(traffic_ops::not_served)))
+        .service(
+            resource("/async_status", "GET, POST")
+                .route(web::get().to(traffic_ops::not_served))
+                .route(web::post().to(traffic_ops::not_served)),
+        )
+        .service(
+            resource("/async_status/events", "GET").route(web::get().to(traffic_ops::not_served)),
+        )
+        .service(
+            resource("/async_status/{id}", "GET, PUT, DELETE")
+                .route(web::get().to(traffic_ops::get))
+                .route(web::put().to(traffic_ops::not_served))
+                .route(web::delete().to(traffic_ops::not_served)),
+        )
+        .service(
+            resource("/async_status/{id}/cancel", "POST")
+                .route(web::post().to(traffic_ops::not_served)),
+        );
+}
+
+/// Every route of the service, for the database layout in force.
+pub fn configure(cfg: &mut web::ServiceConfig, layout: Layout) {
     cfg.app_data(web::PathConfig::default().error_handler(error::path_error));
     for version in API_VERSIONS {
+        let routes = match layout {
+            Layout::Asyncstatus => api_routes,
+            Layout::TrafficOps => traffic_ops_routes,
+        };
         cfg.service(
             web::scope(&format!("/api/{version}"))
                 .app_data(ApiVersion(version))
-                .configure(api_routes)
+                .configure(routes)
                 .default_service(web::to(no_such_path)),
         );
     }
@@ -129,6 +163,19 @@ async fn session_and_log(
     let mut res = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let to_refresh = res
+        .request()
+        .extensions()
+        .get::<traffic_ops::TrafficOpsRefresh>()
+        .cloned();
+    // Not on a 401: Traffic Ops refreshes only a session it accepted.
+    if let Some(refresh) = to_refresh.filter(|_| res.status() != StatusCode::UNAUTHORIZED) {
+        for cookie in traffic_ops::refresh_cookies(&refresh) {
+            if let Err(e) = res.response_mut().add_cookie(&cookie) {
+                tracing::warn!(error = %e, "setting a refreshed Traffic Ops cookie");
+            }
+        }
     }
     let refreshed = res.request().extensions().get::<RefreshedToken>().cloned();
     if let Some(RefreshedToken(token, exp)) = refreshed {
@@ -189,6 +236,7 @@ pub fn app(
 > {
     // The last `wrap` is the outermost: the access log and metrics see every answer,
     // including those the inner middleware makes.
+    let layout = state.settings.database.layout;
     actix_web::App::new()
         .app_data(state)
         .wrap(actix_web::middleware::from_fn(cors::cors))
@@ -203,5 +251,5 @@ pub fn app(
                 .add((X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))),
         )
         .wrap(actix_web::middleware::from_fn(session_and_log))
-        .configure(configure)
+        .configure(move |cfg| configure(cfg, layout))
 }

@@ -132,11 +132,15 @@ pub async fn openapi() -> HttpResponse {
     )
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let jobs = state
-        .db
-        .run(|store| store.count_jobs_by_status())
-        .await
-        .ok();
+    // Traffic Ops' table keeps no counts, and counting it is a scan of years of jobs.
+    let jobs = match state.settings.database.layout {
+        asyncstatus_persistence::Layout::Asyncstatus => state
+            .db
+            .run(|store| store.count_jobs_by_status())
+            .await
+            .ok(),
+        asyncstatus_persistence::Layout::TrafficOps => None,
+    };
     let text = state.metrics.render(
         state.db.store().pool_state(),
         jobs.as_deref(),

@@ -24,3 +24,4 @@ mod python_client;
 mod readers;
 mod routing;
 mod sessions;
+mod traffic_ops;

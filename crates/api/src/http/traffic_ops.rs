@@ -1,0 +1,341 @@
+//! The HTTP surface of `database.layout = "traffic_ops"`: Traffic Ops' own sessions, and
+//! `GET async_status/{id}` on Traffic Ops' table answered as Traffic Ops answers it
+//! (shared/TRAFFIC_OPS.md §2, §6) — keys without a value omitted, Go's RFC 3339 times,
+//! `Not Found`, its 401/403 texts, the refreshed `mojolicious` cookie on every authenticated
+//! answer — with asyncstatus' additions on top: the long-poll (`Prefer: wait`), an `ETag`
+//! computed from the row's content with `If-None-Match`, and `Retry-After` while `PENDING`.
+//!
+//! The routes this layout does not serve yet answer 501 naming the layout.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::cookie::{time, Cookie};
+use actix_web::dev::Payload;
+use actix_web::http::header::{ETag, EntityTag, AUTHORIZATION, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha512};
+
+use asyncstatus_auth::traffic_ops_auth::{no_credential, Verified, REFRESH_SECONDS};
+use asyncstatus_auth::{Credential, Principal};
+use asyncstatus_domain::Permission;
+use asyncstatus_persistence::TrafficOpsJob;
+
+use crate::http::conditional;
+use crate::http::error::ApiError;
+use crate::http::extract::{app_state, RequestUser};
+use crate::http::response::json_with;
+use crate::state::AppState;
+
+/// Traffic Ops' 404 text for a missing job.
+pub const NOT_FOUND: &str = "Not Found";
+
+/// The cookies to set on the answer of a request authenticated by a Traffic Ops session:
+/// a new `mojolicious` cookie for an hour, and the access token the request carried,
+/// re-signed with its old claims (it never slides).
+#[derive(Clone)]
+pub struct TrafficOpsRefresh {
+    pub mojolicious: String,
+    pub expires: i64,
+    pub access_token: Option<String>,
+}
+
+/// A request authenticated by a Traffic Ops session. A handler that takes this answers 401
+/// with Traffic Ops' text to anyone else.
+pub struct TrafficOpsAuthenticated {
+    pub principal: Arc<Principal>,
+}
+
+impl TrafficOpsAuthenticated {
+    /// 403 with Traffic Ops' text for the rule in force.
+    pub fn require(&self, needed: &[Permission]) -> Result<(), ApiError> {
+        self.principal.require(needed).map_err(Into::into)
+    }
+}
+
+/// The credential of `req` in Traffic Ops' order (see [`asyncstatus_auth::traffic_ops_auth`]).
+fn credential(req: &HttpRequest) -> Option<Credential> {
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let cookies: Vec<(String, String)> = req
+        .headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    asyncstatus_auth::traffic_ops_auth::credential_of(
+        authorization,
+        cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    )
+}
+
+impl FromRequest for TrafficOpsAuthenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            let auth = state
+                .traffic_ops
+                .clone()
+                .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
+            let credential = credential(&req).ok_or_else(no_credential)?;
+            let now = Utc::now().timestamp();
+            // The signatures are CPU only; the user is one read.
+            let verified: Verified = auth.verify(&credential, now)?;
+            let session = {
+                let auth = auth.clone();
+                state.db.run(move |_| auth.load(verified)).await?
+            };
+            // Traffic Ops refreshes the session before it checks permissions, so a 403 (or
+            // 400, 404) carries the new cookie; a 401 does not.
+            let (mojolicious, expires) =
+                auth.cookie_for(&session.principal.username, now, REFRESH_SECONDS);
+            let access_token = auth.resign(&session.verified, now)?;
+            req.extensions_mut().insert(TrafficOpsRefresh {
+                mojolicious,
+                expires,
+                access_token,
+            });
+            req.extensions_mut()
+                .insert(RequestUser(session.principal.clone()));
+            Ok(TrafficOpsAuthenticated {
+                principal: session.principal,
+            })
+        })
+    }
+}
+
+/// The cookies of a [`TrafficOpsRefresh`], with Traffic Ops' attributes: `Path=/`, `Expires`,
+/// `Max-Age`, `HttpOnly` (no `Secure`, `SameSite` or `Domain`, as Traffic Ops sets them).
+pub fn refresh_cookies(refresh: &TrafficOpsRefresh) -> Vec<Cookie<'static>> {
+    let now = Utc::now().timestamp();
+    let cookie = |name: &'static str, value: String, expires: i64| {
+        let left = (expires - now).max(0);
+        Cookie::build(name, value)
+            .path("/")
+            .max_age(time::Duration::seconds(left))
+            .expires(
+                time::OffsetDateTime::from_unix_timestamp(expires)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            )
+            .http_only(true)
+            .finish()
+    };
+    let mut cookies = vec![cookie(
+        asyncstatus_auth::traffic_ops::cookie::NAME,
+        refresh.mojolicious.clone(),
+        refresh.expires,
+    )];
+    if let Some(token) = &refresh.access_token {
+        cookies.push(cookie(
+            asyncstatus_auth::traffic_ops::access_token::NAME,
+            token.clone(),
+            refresh.expires,
+        ));
+    }
+    cookies
+}
+
+/// A time as Go's `time.RFC3339Nano` writes it: the fraction's trailing zeros trimmed (none
+/// when it is zero), in UTC (`Z`), as Traffic Ops shows it under a UTC database session.
+pub fn go_rfc3339_nano(time: DateTime<Utc>) -> String {
+    let whole = time.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let nanos = time.timestamp_subsec_nanos();
+    if nanos == 0 {
+        return whole;
+    }
+    let fraction = format!("{nanos:09}");
+    let fraction = fraction.trim_end_matches('0');
+    format!("{}.{fraction}Z", whole.trim_end_matches('Z'))
+}
+
+/// A job as Traffic Ops' `tc.AsyncStatus` serializes: `end_time` and `message` omitted when
+/// NULL.
+#[derive(Serialize)]
+struct JobJson<'a> {
+    id: i64,
+    status: &'a str,
+    start_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    response: JobJson<'a>,
+}
+
+/// A weak entity tag of the row's content (Traffic Ops' table has no `last_updated`): the
+/// id and the first 16 bytes of a SHA-512 over the status, message and times.
+fn etag(job: &TrafficOpsJob) -> EntityTag {
+    let mut hash = Sha512::new();
+    hash.update(job.status.as_bytes());
+    hash.update([0]);
+    match &job.message {
+        Some(m) => {
+            hash.update([1]);
+            hash.update(m.as_bytes());
+        }
+        None => hash.update([0]),
+    }
+    hash.update(job.start_time.timestamp_micros().to_be_bytes());
+    hash.update(
+        job.end_time
+            .map_or(i64::MIN, |t| t.timestamp_micros())
+            .to_be_bytes(),
+    );
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    EntityTag::new_weak(format!("{}-{hex}", job.id))
+}
+
+/// `GET /api/{version}/async_status/{id}` on Traffic Ops' table.
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: TrafficOpsAuthenticated,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_READ])?;
+    let raw = id.as_str();
+    let id = asyncstatus_domain::list::parse_int(raw.strip_suffix(".json").unwrap_or(raw))
+        .ok_or_else(|| {
+            ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
+        })?;
+    let mut wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
+    let job = match wait {
+        Some(time) if !time.is_zero() => {
+            match state.waiters.subscribe(id, auth.principal.user_id) {
+                Some(subscription) => wait_for_final(&state, subscription, id, time).await?,
+                None => {
+                    tracing::info!(
+                        user = %auth.principal.username,
+                        "long-poll cap reached (jobs.max_waiters, jobs.max_waiters_per_user); answering at once"
+                    );
+                    wait = None;
+                    load(&state, id).await?
+                }
+            }
+        }
+        _ => load(&state, id).await?,
+    };
+    let tag = etag(&job);
+    let unchanged = conditional::none_match(&req, &tag).unwrap_or(false);
+    let mut builder = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    builder.insert_header(ETag(tag));
+    if let Some(wait) = wait {
+        builder.insert_header((
+            conditional::PREFERENCE_APPLIED,
+            format!("wait={}", wait.as_secs()),
+        ));
+    }
+    if !job.is_final() {
+        builder.insert_header((
+            RETRY_AFTER,
+            asyncstatus_auth::whole_seconds_up(state.settings.jobs.poll_hint),
+        ));
+    }
+    if unchanged {
+        return Ok(builder.finish());
+    }
+    let answer = Answer {
+        response: JobJson {
+            id: job.id,
+            status: &job.status,
+            start_time: go_rfc3339_nano(job.start_time),
+            end_time: job.end_time.map(go_rfc3339_nano),
+            message: job.message.as_deref(),
+        },
+    };
+    Ok(json_with(builder, &answer))
+}
+
+async fn load(state: &web::Data<AppState>, id: i64) -> Result<TrafficOpsJob, ApiError> {
+    state
+        .db
+        .run(move |store| store.traffic_ops_job(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))
+}
+
+/// The job once it is final, or as it is when `wait` has passed (or the server stops). The
+/// waiter is woken by [`crate::traffic_ops::poll_waited`].
+async fn wait_for_final(
+    state: &web::Data<AppState>,
+    subscription: crate::waiters::Subscription,
+    id: i64,
+    wait: std::time::Duration,
+) -> Result<TrafficOpsJob, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let mut changed = std::pin::pin!(subscription.notify().notified());
+        changed.as_mut().enable();
+        let job = load(state, id).await?;
+        if job.is_final() || state.waiters.is_stopping() {
+            return Ok(job);
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Ok(job);
+        }
+    }
+}
+
+/// The answer of a route this layout does not serve (yet).
+pub async fn not_served(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "{} {} is not served with database.layout = \"traffic_ops\" in this version; \
+             Traffic Ops serves it",
+            req.method(),
+            req.path()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_read_as_go_writes_rfc3339_nano() {
+        let at = |secs, nanos| Utc.timestamp_opt(secs, nanos).unwrap();
+        assert_eq!(
+            go_rfc3339_nano(at(1_613_668_436, 0)),
+            "2021-02-18T17:13:56Z"
+        );
+        assert_eq!(
+            go_rfc3339_nano(at(1_613_668_436, 302_620_000)),
+            "2021-02-18T17:13:56.30262Z"
+        );
+        assert_eq!(
+            go_rfc3339_nano(at(1_613_668_436, 352_261_000)),
+            "2021-02-18T17:13:56.352261Z"
+        );
+        assert_eq!(
+            go_rfc3339_nano(at(1_613_668_436, 100_000_000)),
+            "2021-02-18T17:13:56.1Z"
+        );
+        assert_eq!(go_rfc3339_nano(at(0, 1)), "1970-01-01T00:00:00.000000001Z");
+    }
+}

@@ -1,0 +1,676 @@
+//! `database.layout = "traffic_ops"` over real HTTP, on a throwaway PostgreSQL database that
+//! holds Traffic Ops' tables, seeded roles and users (`TestDatabase::traffic_ops`), with jobs
+//! written by the SQL Traffic Ops runs. The session cookies are made and checked here by an
+//! implementation of Traffic Ops' documented format written for the tests (pinned to known
+//! vectors made with Python's standard library), not by the service's own code.
+
+use std::time::{Duration, Instant};
+
+use asyncstatus_api::settings::Secret;
+use asyncstatus_api::startup::Application;
+use asyncstatus_persistence::testing::TestDatabase;
+use asyncstatus_persistence::Layout;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sha1::Sha1;
+
+use crate::helpers::{assert_alert, parked, test_settings, TestApp};
+
+/// cdn.conf's example secret.
+const TO_SECRET: &str = "mONKEYDOmONKEYSEE.";
+/// 2100-01-01T00:00:00Z.
+const FAR: i64 = 4_102_444_800;
+
+/// Known vectors, made with Python's hmac, hashlib, base64 and json from the algorithm of
+/// shared/TRAFFIC_OPS.md §2 with [`TO_SECRET`].
+const OPS_COOKIE: &str = "eyJhdXRoX2RhdGEiOiJvcHMiLCJleHBpcmVzIjo0MTAyNDQ0ODAwLCJieSI6InRyYWZmaWNjb250cm9sLWdvLXRvY29va2llIn0--281f991999e22fd1ca764ff5103d514cb00061b3";
+const OPS_COOKIE_EXPIRED: &str = "eyJhdXRoX2RhdGEiOiJvcHMiLCJleHBpcmVzIjoxMDAwMDAwMDAwLCJieSI6InRyYWZmaWNjb250cm9sLWdvLXRvY29va2llIn0--0490f62386f0168195672ddbad153f625916dfb5";
+/// HS256, claims `{"exp": FAR, "mojoCookie": OPS_COOKIE}`.
+const OPS_ACCESS_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjQxMDI0NDQ4MDAsIm1vam9Db29raWUiOiJleUpoZFhSb1gyUmhkR0VpT2lKdmNITWlMQ0psZUhCcGNtVnpJam8wTVRBeU5EUTBPREF3TENKaWVTSTZJblJ5WVdabWFXTmpiMjUwY205c0xXZHZMWFJ2WTI5dmEybGxJbjAtLTI4MWY5OTE5OTllMjJmZDFjYTc2NGZmNTEwM2Q1MTRjYjAwMDYxYjMifQ.P7gzUmSaSHwuQ6DlPB82V33pvu5zfAgQlEJk_-oFJbU";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sign(text: &str) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(TO_SECRET.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+/// A `mojolicious` value as Traffic Ops makes it.
+fn to_cookie(user: &str, expires: i64) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"auth_data":{},"expires":{expires},"by":"trafficcontrol-go-tocookie"}}"#,
+        serde_json::to_string(user).unwrap()
+    ));
+    let signature = sign(&payload);
+    format!("{payload}--{signature}")
+}
+
+/// A `mojolicious` value checked as Traffic Ops checks it: its user and expiry.
+fn read_to_cookie(value: &str) -> (String, i64) {
+    let (payload, signature) = value.split_once("--").expect("B64--SIG");
+    assert_eq!(
+        sign(payload),
+        signature,
+        "the signature verifies under the secret"
+    );
+    let json: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    (
+        json["auth_data"].as_str().unwrap().to_owned(),
+        json["expires"].as_i64().unwrap(),
+    )
+}
+
+/// The `Set-Cookie` headers of an answer.
+fn set_cookies(r: &Response) -> Vec<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The value of the cookie `name` set by the answer, and the whole header.
+fn cookie_set(r: &Response, name: &str) -> Option<(String, String)> {
+    set_cookies(r).into_iter().find_map(|header| {
+        let value = header
+            .split(';')
+            .next()?
+            .strip_prefix(&format!("{name}="))?
+            .to_owned();
+        Some((value, header))
+    })
+}
+
+/// A Traffic Ops database with one user per seeded role (named after the role) and a user
+/// whose role was removed.
+fn traffic_ops_database() -> Option<TestDatabase> {
+    let db = TestDatabase::traffic_ops()?;
+    db.add_traffic_ops_user("ops", "operations", None);
+    db.add_traffic_ops_user("admin", "admin", None);
+    db.add_traffic_ops_user("reader", "read-only", None);
+    db.add_traffic_ops_user("trouter", "trouter", None);
+    db.add_traffic_ops_user("blocked", "disallowed", None);
+    db.add_traffic_ops_user("orphan", "portal", None);
+    db.execute_sql("DELETE FROM role_capability WHERE role_id = (SELECT id FROM role WHERE name = 'portal'); DELETE FROM role WHERE name = 'portal'");
+    Some(db)
+}
+
+/// asyncstatus on `db` in the Traffic Ops layout.
+async fn serve(
+    db: TestDatabase,
+    configure: impl FnOnce(&mut asyncstatus_api::settings::Settings),
+) -> TestApp {
+    let mut settings = test_settings(&db);
+    settings.database.layout = Layout::TrafficOps;
+    settings.traffic_ops.secret = Some(Secret::from(TO_SECRET));
+    configure(&mut settings);
+    TestApp::start(db, settings).await
+}
+
+fn db_of(app: &TestApp) -> &TestDatabase {
+    app.db.as_ref().expect("the app owns its database")
+}
+
+async fn get_as(url: &str, cookie: &str) -> Response {
+    reqwest::Client::new()
+        .get(url)
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn the_test_cookie_implementation_matches_the_known_vectors() {
+    assert_eq!(to_cookie("ops", FAR), OPS_COOKIE);
+    assert_eq!(to_cookie("ops", 1_000_000_000), OPS_COOKIE_EXPIRED);
+    assert_eq!(read_to_cookie(OPS_COOKIE), ("ops".into(), FAR));
+}
+
+#[actix_web::test]
+async fn postgres_a_traffic_ops_cookie_reads_a_traffic_ops_job_as_traffic_ops_answers_it() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let id = db.insert_traffic_ops_job("DNSSEC refresh started");
+    let app = serve(db, |_| {}).await;
+    let cookie = format!("mojolicious={OPS_COOKIE}");
+    let r = get_as(&app.job_url(id), &cookie).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let headers = r.headers().clone();
+    assert!(headers.contains_key("whole-content-sha512"));
+    assert!(headers.contains_key("etag"));
+    assert!(
+        headers.contains_key("retry-after"),
+        "a PENDING job says when to ask again"
+    );
+    assert!(
+        !headers.contains_key("last-modified"),
+        "Traffic Ops' table has no last_updated"
+    );
+    let (refreshed, header) = cookie_set(&r, "mojolicious").expect("a refreshed cookie");
+    let (user, expires) = read_to_cookie(&refreshed);
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(user, "ops");
+    assert!(
+        (now + 3590..=now + 3610).contains(&expires),
+        "1 h from now: {expires}"
+    );
+    for attribute in ["Path=/", "HttpOnly", "Max-Age=3600", "Expires="] {
+        assert!(header.contains(attribute), "{attribute} in {header}");
+    }
+    assert!(
+        !header.contains("SameSite") && !header.contains("Secure"),
+        "{header}"
+    );
+    let body = r.text().await.unwrap();
+    assert!(body.ends_with("}\n"), "{body:?}");
+    let stored = app.store.traffic_ops_job(id).unwrap().unwrap();
+    let start = stored.start_time;
+    let go_time = |t: chrono::DateTime<chrono::Utc>| {
+        let nanos = t.timestamp_subsec_nanos();
+        let whole = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        match nanos {
+            0 => format!("{whole}Z"),
+            n => format!("{whole}.{}Z", format!("{n:09}").trim_end_matches('0')),
+        }
+    };
+    assert_eq!(
+        body,
+        format!(
+            "{{\"response\":{{\"id\":{id},\"status\":\"PENDING\",\"start_time\":\"{}\",\"message\":\"DNSSEC refresh started\"}}}}\n",
+            go_time(start)
+        ),
+        "end_time, NULL, is omitted"
+    );
+    // Finished as Traffic Ops finishes it; the ETag changes with the content.
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let again = reqwest::Client::new()
+        .get(app.job_url(id))
+        .header(COOKIE, &cookie)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    db_of(&app).update_traffic_ops_job(
+        id,
+        "SUCCEEDED",
+        "DNSSEC refresh completed successfully (2 keys were updated)",
+    );
+    let done = reqwest::Client::new()
+        .get(format!("{}.json", app.job_url(id)))
+        .header(COOKIE, &cookie)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status(),
+        StatusCode::OK,
+        "`.json` is stripped, and the tag changed"
+    );
+    assert!(!done.headers().contains_key("retry-after"));
+    let end = app
+        .store
+        .traffic_ops_job(id)
+        .unwrap()
+        .unwrap()
+        .end_time
+        .unwrap();
+    let body: Value = done.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"response": {"id": id, "status": "SUCCEEDED", "start_time": go_time(start),
+            "end_time": go_time(end), "message": "DNSSEC refresh completed successfully (2 keys were updated)"}})
+    );
+    // A job without a message: the key is omitted.
+    db_of(&app).execute_sql("INSERT INTO async_status (status) VALUES ('PENDING')");
+    let bare: Value = get_as(&app.job_url(id + 1), &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        bare["response"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["id", "start_time", "status"]
+    );
+    // Missing, and not an id: Traffic Ops' texts; the session is refreshed on both.
+    let missing = get_as(&app.job_url(id + 1000), &cookie).await;
+    assert!(cookie_set(&missing, "mojolicious").is_some());
+    assert_alert(missing, StatusCode::NOT_FOUND, "Not Found").await;
+    assert_alert(
+        get_as(&app.job_url("4x"), &cookie).await,
+        StatusCode::BAD_REQUEST,
+        "getting integer parameters: parameter 'id' not an integer",
+    )
+    .await;
+    assert_eq!(
+        get_as(&app.job_url(format!("+{id:03}")), &cookie)
+            .await
+            .status(),
+        StatusCode::OK,
+        "Go's Atoi takes a sign and leading zeros"
+    );
+}
+
+#[actix_web::test]
+async fn postgres_access_tokens_and_the_order_credentials_are_taken_in() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let id = db.insert_traffic_ops_job("ACME async job has started.");
+    let app = serve(db, |_| {}).await;
+    let url = app.job_url(id);
+    let client = reqwest::Client::new();
+    let bearer = client
+        .get(&url)
+        .bearer_auth(OPS_ACCESS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::OK);
+    let (token, _) = cookie_set(&bearer, "access_token").expect("the token is set again");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(TO_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("signed with Traffic Ops' secret")
+    .claims;
+    assert_eq!(
+        claims,
+        json!({"exp": FAR, "mojoCookie": OPS_COOKIE}),
+        "re-signed with its old claims: the token never slides"
+    );
+    assert!(cookie_set(&bearer, "mojolicious").is_some());
+    let cookie = format!("access_token={OPS_ACCESS_TOKEN}");
+    assert_eq!(get_as(&url, &cookie).await.status(), StatusCode::OK);
+    // The first session cookie in header order decides.
+    let bad_first = format!("theme=dark; access_token=x.y.z; mojolicious={OPS_COOKIE}");
+    let refused = get_as(&url, &bad_first).await;
+    assert!(set_cookies(&refused).is_empty(), "a 401 refreshes nothing");
+    assert_alert(
+        refused,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized, please log in.",
+    )
+    .await;
+    let good_first = format!("mojolicious={OPS_COOKIE}; access_token=x.y.z");
+    assert_eq!(get_as(&url, &good_first).await.status(), StatusCode::OK);
+    // A Bearer header wins over every cookie.
+    let r = client
+        .get(&url)
+        .bearer_auth("x.y.z")
+        .header(COOKIE, format!("mojolicious={OPS_COOKIE}"))
+        .send()
+        .await
+        .unwrap();
+    assert_alert(r, StatusCode::UNAUTHORIZED, "unauthorized, please log in.").await;
+    // A token signed with another secret.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"exp": FAR, "mojoCookie": OPS_COOKIE}),
+        &jsonwebtoken::EncodingKey::from_secret(b"another secret"),
+    )
+    .unwrap();
+    let r = client.get(&url).bearer_auth(forged).send().await.unwrap();
+    assert_alert(r, StatusCode::UNAUTHORIZED, "unauthorized, please log in.").await;
+    // A token holding an expired cookie: the inner cookie's expiry decides.
+    let stale = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"exp": FAR, "mojoCookie": OPS_COOKIE_EXPIRED}),
+        &jsonwebtoken::EncodingKey::from_secret(TO_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let r = client.get(&url).bearer_auth(stale).send().await.unwrap();
+    assert_alert(
+        r,
+        StatusCode::UNAUTHORIZED,
+        "signature expired - unauthorized, please log in",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn postgres_refused_cookies_get_traffic_ops_texts() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let id = db.insert_traffic_ops_job("started");
+    let app = serve(db, |_| {}).await;
+    let url = app.job_url(id);
+    let none = reqwest::Client::new().get(&url).send().await.unwrap();
+    assert_alert(
+        none,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized, please log in.",
+    )
+    .await;
+    let (payload, _) = OPS_COOKIE.split_once("--").unwrap();
+    let tampered = format!("mojolicious={payload}--{}", "0".repeat(40));
+    let cases = [
+        (
+            tampered,
+            "bad signature - unauthorized, please log in".to_owned(),
+        ),
+        (
+            format!("mojolicious={OPS_COOKIE_EXPIRED}"),
+            "signature expired - unauthorized, please log in".to_owned(),
+        ),
+        (
+            "mojolicious=abc".to_owned(),
+            "error parsing cookie: malformed cookie 'abc' - no dashes".to_owned(),
+        ),
+        ("mojolicious=!!!--00".to_owned(), "Unauthorized".to_owned()),
+        (
+            format!("mojolicious={}", to_cookie("ghost", FAR)),
+            "user not found".to_owned(),
+        ),
+        (
+            format!("mojolicious={}", to_cookie("orphan", FAR)),
+            "user not found".to_owned(),
+        ),
+    ];
+    for (cookie, text) in cases {
+        assert_alert(get_as(&url, &cookie).await, StatusCode::UNAUTHORIZED, &text).await;
+    }
+}
+
+#[actix_web::test]
+async fn postgres_permissions_follow_role_based_permissions_or_priv_level() {
+    for role_based in [true, false] {
+        let Some(db) = traffic_ops_database() else {
+            return;
+        };
+        let id = db.insert_traffic_ops_job("started");
+        let app = serve(db, |s| s.traffic_ops.role_based_permissions = role_based).await;
+        let missing = "missing required Permissions: ASYNC-STATUS:READ";
+        let expected: [(&str, Option<&str>); 5] = if role_based {
+            [
+                ("admin", None),
+                ("ops", None),
+                ("reader", None),
+                ("trouter", Some(missing)),
+                ("blocked", Some(missing)),
+            ]
+        } else {
+            [
+                ("admin", None),
+                ("ops", None),
+                ("reader", Some("Forbidden.")),
+                ("trouter", Some("Forbidden.")),
+                ("blocked", Some("Forbidden.")),
+            ]
+        };
+        for (user, refusal) in expected {
+            let r = get_as(
+                &app.job_url(id),
+                &format!("mojolicious={}", to_cookie(user, FAR)),
+            )
+            .await;
+            // Traffic Ops refreshes the session before it checks permissions.
+            assert!(cookie_set(&r, "mojolicious").is_some(), "{user}: refreshed");
+            match refusal {
+                None => assert_eq!(
+                    r.status(),
+                    StatusCode::OK,
+                    "{user}, role_based {role_based}"
+                ),
+                Some(text) => assert_alert(r, StatusCode::FORBIDDEN, text).await,
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn postgres_a_long_poll_wakes_on_a_traffic_ops_update_within_the_poll_interval() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let id = db.insert_traffic_ops_job("ACME renewal in progress. 0 certs renewed, 0 errors.");
+    let app = serve(db, |_| {}).await;
+    let interval = app.settings.traffic_ops.poll_interval;
+    assert_eq!(interval, Duration::from_secs(1), "the default");
+    let url = app.job_url(id);
+    let poll = actix_web::rt::spawn(async move {
+        let r = reqwest::Client::new()
+            .get(url)
+            .header(COOKIE, format!("mojolicious={OPS_COOKIE}"))
+            .header("Prefer", "wait=30")
+            .send()
+            .await
+            .unwrap();
+        (Instant::now(), r.status(), r.json::<Value>().await.unwrap())
+    });
+    parked(&app, 1).await;
+    // A change to another job does not end the wait.
+    let other = db_of(&app).insert_traffic_ops_job("other");
+    db_of(&app).update_traffic_ops_job(other, "FAILED", "ACME renewal failed.");
+    db_of(&app).update_traffic_ops_job(
+        id,
+        "PENDING",
+        "ACME renewal in progress. 1 certs renewed, 0 errors.",
+    );
+    tokio::time::sleep(interval * 2).await;
+    assert!(!poll.is_finished(), "a PENDING job's wait goes on");
+    db_of(&app).update_traffic_ops_job(
+        id,
+        "SUCCEEDED",
+        "ACME renewal complete. 2 certs renewed, 0 errors.",
+    );
+    let updated = Instant::now();
+    let (answered, status, body) = poll.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["response"]["status"], "SUCCEEDED");
+    let took = answered - updated;
+    assert!(
+        took <= interval + Duration::from_millis(500),
+        "woken {took:?} after the update"
+    );
+}
+
+#[actix_web::test]
+async fn postgres_jobs_stuck_past_fail_stuck_after_are_failed_saying_since_when() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let stuck = db.insert_traffic_ops_job("DNSSEC refresh started");
+    db.execute_sql(&format!(
+        "UPDATE async_status SET start_time = '2026-01-02T03:04:05Z' WHERE id = {stuck}"
+    ));
+    let fresh = db.insert_traffic_ops_job("DNSSEC refresh started");
+    let app = serve(db, |s| {
+        s.traffic_ops.fail_stuck_after = Duration::from_secs(3600);
+        s.jobs.reaper_interval = Duration::from_millis(200);
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let job = app.store.traffic_ops_job(stuck).unwrap().unwrap();
+        if job.is_final() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the stuck job was never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed.status, "FAILED");
+    assert!(failed.end_time.is_some());
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("abandoned: still PENDING since 2026-01-02T03:04:05Z (failed by asyncstatus, traffic_ops.fail_stuck_after); last message: DNSSEC refresh started")
+    );
+    let young = app.store.traffic_ops_job(fresh).unwrap().unwrap();
+    assert_eq!(
+        young.status, "PENDING",
+        "a job younger than fail_stuck_after is left alone"
+    );
+}
+
+#[actix_web::test]
+async fn postgres_a_whole_run_leaves_traffic_ops_schema_as_it_was() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let before = db.schema_dump("public");
+    let id = db.insert_traffic_ops_job("started");
+    let app = serve(db, |s| {
+        s.traffic_ops.fail_stuck_after = Duration::from_secs(60)
+    })
+    .await;
+    let cookie = format!("mojolicious={OPS_COOKIE}");
+    assert_eq!(
+        get_as(&app.job_url(id), &cookie).await.status(),
+        StatusCode::OK
+    );
+    for (method, path) in [
+        (reqwest::Method::POST, "/async_status"),
+        (reqwest::Method::GET, "/async_status"),
+        (reqwest::Method::PUT, "/async_status/1"),
+        (reqwest::Method::POST, "/user/login"),
+        (reqwest::Method::GET, "/async_status/events"),
+    ] {
+        let r = reqwest::Client::new()
+            .request(method.clone(), app.api(path))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        let text = body["alerts"][0]["text"].as_str().unwrap();
+        assert!(text.contains("database.layout = \"traffic_ops\""), "{text}");
+    }
+    let metrics = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let ready = reqwest::get(format!("{}/readyz", app.address))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(db_of(&app).schema_dump("public"), before);
+}
+
+#[actix_web::test]
+async fn postgres_start_up_refuses_a_database_without_traffic_ops_tables_naming_them() {
+    let Some(db) = TestDatabase::traffic_ops() else {
+        return;
+    };
+    db.execute_sql(
+        "DROP TABLE role_capability; DROP TABLE cdni_capability_updates; DROP TABLE async_status",
+    );
+    let mut settings = test_settings(&db);
+    settings.database.layout = Layout::TrafficOps;
+    settings.traffic_ops.secret = Some(Secret::from(TO_SECRET));
+    let err = Application::build(settings).await.err().expect("refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("lacks Traffic Ops' tables async_status, role_capability"),
+        "{text}"
+    );
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let schemas: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'asyncstatus'")
+            .get_result(&mut db.pg_connection())
+            .unwrap();
+    assert_eq!(schemas.n, 0, "nothing was migrated");
+}
+
+#[test]
+fn settings_refuse_the_traffic_ops_layout_on_sqlite_or_without_its_secret() {
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.database.layout = Layout::TrafficOps;
+    settings.traffic_ops.secret = Some(Secret::from(TO_SECRET));
+    let err = settings.validate().unwrap_err().to_string();
+    assert!(err.contains("needs PostgreSQL"), "{err}");
+    settings.database.url =
+        asyncstatus_persistence::DatabaseUrl::parse("postgres://to@127.0.0.1/traffic_ops").unwrap();
+    settings.traffic_ops.secret = None;
+    let err = settings.validate().unwrap_err().to_string();
+    assert!(err.contains("needs traffic_ops.secret"), "{err}");
+    settings.traffic_ops.secret = Some(Secret::from(TO_SECRET));
+    settings.traffic_ops.poll_interval = Duration::from_millis(10);
+    let err = settings.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("traffic_ops.poll_interval must be at least"),
+        "{err}"
+    );
+}
+
+#[test]
+fn postgres_the_cli_lists_traffic_ops_users_and_refuses_to_change_them() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus-api"))
+            .env(
+                "ASYNCSTATUS_CONFIG_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
+            )
+            .env_remove("ASYNCSTATUS_ENV")
+            .env("RUST_LOG", "warn")
+            .env("ASYNCSTATUS__DATABASE__URL", db.url_string())
+            .env("ASYNCSTATUS__DATABASE__LAYOUT", "traffic_ops")
+            .env("ASYNCSTATUS__TRAFFIC_OPS__SECRET", TO_SECRET)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let users = run(&["user", "list"]);
+    assert!(
+        users.status.success(),
+        "{}",
+        String::from_utf8_lossy(&users.stderr)
+    );
+    let listed = String::from_utf8_lossy(&users.stdout);
+    for line in ["ops", "reader", "trouter"] {
+        assert!(
+            listed.lines().any(|l| l.starts_with(line)),
+            "{line} in {listed}"
+        );
+    }
+    assert!(
+        !listed.contains("orphan"),
+        "a user without a role is not Traffic Ops' user"
+    );
+    let roles = run(&["role", "list"]);
+    assert!(roles.status.success());
+    assert!(String::from_utf8_lossy(&roles.stdout).contains("ASYNC-STATUS:READ"));
+    for args in [
+        &["user", "remove", "ops"][..],
+        &["user", "set-role", "ops", "admin"],
+        &["role", "grant", "trouter", "ASYNC-STATUS:READ"],
+    ] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("users and roles are Traffic Ops' own"),
+            "{args:?}: {err}"
+        );
+    }
+    let unchanged = run(&["user", "list"]);
+    assert_eq!(unchanged.stdout, users.stdout);
+}

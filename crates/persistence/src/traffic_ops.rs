@@ -1,0 +1,282 @@
+//! Traffic Ops' own tables, for `database.layout = "traffic_ops"` (PostgreSQL only): its
+//! `async_status` jobs, and its users with their role, privilege level and permissions.
+//! Read as Traffic Ops defines them (shared/TRAFFIC_OPS.md §1), never altered: these tables are
+//! declared here, apart from asyncstatus' own in [`crate::schema`], with Traffic Ops' column
+//! types (`role.priv_level` is a bigint there, `tm_user.role` may be NULL).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::PgConnection;
+
+use crate::pool::DbConn;
+use crate::{Store, StoreError};
+
+mod tables {
+    diesel::table! {
+        async_status (id) {
+            id -> BigInt,
+            status -> Text,
+            message -> Nullable<Text>,
+            start_time -> Timestamptz,
+            end_time -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        tm_user (id) {
+            id -> BigInt,
+            username -> Text,
+            role -> Nullable<BigInt>,
+            local_passwd -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        role (id) {
+            id -> BigInt,
+            name -> Text,
+            priv_level -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        role_capability (role_id, cap_name) {
+            role_id -> BigInt,
+            cap_name -> Text,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(tm_user, role, role_capability);
+}
+
+use tables::{async_status, role, role_capability, tm_user};
+
+/// The Traffic Ops tables asyncstatus needs in this layout; start-up names those missing.
+pub const TRAFFIC_OPS_TABLES: [&str; 4] = ["async_status", "tm_user", "role", "role_capability"];
+
+/// A row of Traffic Ops' `async_status`, as it is stored (its status is Traffic Ops' text).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct TrafficOpsJob {
+    pub id: i64,
+    pub status: String,
+    pub message: Option<String>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+impl TrafficOpsJob {
+    /// Whether the job has finished: Traffic Ops writes `SUCCEEDED` or `FAILED` when it does.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "SUCCEEDED" | "FAILED")
+    }
+}
+
+/// A Traffic Ops user with a role (`tm_user` joined with `role` and its `role_capability`
+/// names, as Traffic Ops loads a user for a request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficOpsUser {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub priv_level: i64,
+    /// The role's `role_capability` names, sorted.
+    pub permissions: Vec<String>,
+    /// `local_passwd`: a `SCRYPT:…` hash (or a legacy SHA-1), or none.
+    pub local_passwd: Option<String>,
+}
+
+/// The columns a job is read with, in [`TrafficOpsJob`]'s order.
+type JobColumns = (
+    async_status::id,
+    async_status::status,
+    async_status::message,
+    async_status::start_time,
+    async_status::end_time,
+);
+const JOB_COLUMNS: JobColumns = (
+    async_status::id,
+    async_status::status,
+    async_status::message,
+    async_status::start_time,
+    async_status::end_time,
+);
+
+/// At most this many ids are read in one statement (PostgreSQL binds an array as one
+/// parameter, so this only bounds the answer).
+pub const MAX_IDS_PER_READ: usize = 10_000;
+
+#[derive(QueryableByName)]
+struct Missing {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+impl Store {
+    /// Runs a read on the PostgreSQL connection; this layout has no other.
+    fn read_traffic_ops<T>(
+        &self,
+        context: &'static str,
+        read: impl Fn(&mut PgConnection) -> QueryResult<T>,
+    ) -> Result<T, StoreError> {
+        self.read(|conn| match conn {
+            DbConn::Postgres(pg) => read(pg).map_err(StoreError::query(context)),
+            DbConn::Sqlite(_) => Err(StoreError::Setup(
+                "Traffic Ops' tables are on PostgreSQL only".into(),
+            )),
+        })
+    }
+
+    /// The tables of [`TRAFFIC_OPS_TABLES`] the database lacks (looked up on the search path,
+    /// as Traffic Ops' own queries find them).
+    pub fn missing_traffic_ops_tables(&self) -> Result<Vec<String>, StoreError> {
+        let names: Vec<String> = TRAFFIC_OPS_TABLES.iter().map(|t| t.to_string()).collect();
+        let missing: Vec<Missing> =
+            self.read_traffic_ops("looking for Traffic Ops' tables", |pg| {
+                diesel::sql_query(
+                    "SELECT t AS name FROM unnest($1::text[]) WITH ORDINALITY AS n (t, i) \
+                 WHERE to_regclass(quote_ident(t)) IS NULL ORDER BY i",
+                )
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&names)
+                .load(pg)
+            })?;
+        Ok(missing.into_iter().map(|m| m.name).collect())
+    }
+
+    /// The Traffic Ops job `id`, if there is one.
+    pub fn traffic_ops_job(&self, id: i64) -> Result<Option<TrafficOpsJob>, StoreError> {
+        self.read_traffic_ops("reading a Traffic Ops job", |pg| {
+            async_status::table
+                .find(id)
+                .select(JOB_COLUMNS)
+                .first(pg)
+                .optional()
+        })
+    }
+
+    /// The Traffic Ops jobs among `ids` (at most [`MAX_IDS_PER_READ`] are read; the rest are
+    /// ignored), in one statement on the primary key.
+    pub fn traffic_ops_jobs(&self, ids: &[i64]) -> Result<Vec<TrafficOpsJob>, StoreError> {
+        let ids = &ids[..ids.len().min(MAX_IDS_PER_READ)];
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_traffic_ops("reading Traffic Ops jobs", |pg| {
+            async_status::table
+                .filter(async_status::id.eq_any(ids))
+                .select(JOB_COLUMNS)
+                .load(pg)
+        })
+    }
+
+    /// Fails, in one statement, at most `limit` Traffic Ops jobs still `PENDING` that started
+    /// before `started_before`, as Traffic Ops finishes a job (status, message,
+    /// `end_time = now()`); the message says it was abandoned and since when, followed by the
+    /// job's last message. Returns the jobs failed.
+    ///
+    /// Traffic Ops' table has no index on `status` or `start_time` and none may be added, so
+    /// this reads the table by its primary key from `from_id` up: the caller passes the
+    /// lowest id still `PENDING` at its last sweep (Traffic Ops' ids grow with time and its
+    /// finished jobs stay finished), so years of finished jobs below it are not read again.
+    pub fn fail_stuck_traffic_ops_jobs(
+        &self,
+        from_id: i64,
+        started_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<TrafficOpsJob>, StoreError> {
+        use diesel::sql_types::{BigInt, Timestamptz};
+        #[derive(QueryableByName)]
+        struct Failed {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        self.with_conn(|conn| {
+            let DbConn::Postgres(pg) = conn else {
+                return Err(StoreError::Setup(
+                    "Traffic Ops' tables are on PostgreSQL only".into(),
+                ));
+            };
+            let failed: Vec<Failed> = diesel::sql_query(
+                "UPDATE async_status AS a \
+                 SET status = 'FAILED', end_time = now(), \
+                     message = 'abandoned: still PENDING since ' \
+                        || to_char(a.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                        || ' (failed by asyncstatus, traffic_ops.fail_stuck_after)' \
+                        || COALESCE('; last message: ' || a.message, '') \
+                 WHERE a.id IN (SELECT s.id FROM async_status s \
+                                WHERE s.id >= $1 AND s.status = 'PENDING' AND s.start_time < $2 \
+                                ORDER BY s.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                   AND a.status = 'PENDING' \
+                 RETURNING a.id",
+            )
+            .bind::<BigInt, _>(from_id)
+            .bind::<Timestamptz, _>(started_before)
+            .bind::<BigInt, _>(limit)
+            .load(pg)
+            .map_err(StoreError::query("failing stuck Traffic Ops jobs"))?;
+            let ids: Vec<i64> = failed.iter().map(|f| f.id).collect();
+            let jobs = async_status::table
+                .filter(async_status::id.eq_any(&ids))
+                .select(JOB_COLUMNS)
+                .load(pg)
+                .map_err(StoreError::query("reading failed Traffic Ops jobs"))?;
+            Ok(jobs)
+        })
+    }
+
+    /// Where the next sweep for stuck jobs starts: the lowest id of a job still `PENDING` at
+    /// or above `from_id`, else one past the highest id (else `from_id`). It reads the rows
+    /// from `from_id` up once, along the primary key; a sweep that fails what is stuck keeps
+    /// that range to the jobs of the last `traffic_ops.fail_stuck_after`.
+    pub fn traffic_ops_sweep_cursor(&self, from_id: i64) -> Result<i64, StoreError> {
+        use diesel::sql_types::BigInt;
+        #[derive(QueryableByName)]
+        struct Cursor {
+            #[diesel(sql_type = BigInt)]
+            cursor: i64,
+        }
+        self.read_traffic_ops("looking for pending Traffic Ops jobs", |pg| {
+            diesel::sql_query(
+                "SELECT COALESCE(MIN(id) FILTER (WHERE status = 'PENDING'), MAX(id) + 1, $1) \
+                 AS cursor FROM async_status WHERE id >= $1",
+            )
+            .bind::<BigInt, _>(from_id)
+            .get_result::<Cursor>(pg)
+            .map(|c| c.cursor)
+        })
+    }
+
+    /// The Traffic Ops user `username` with its role, or `None` when there is no such user or
+    /// it has no role (Traffic Ops joins the role, so such a user is "not found" there too).
+    pub fn traffic_ops_user(&self, username: &str) -> Result<Option<TrafficOpsUser>, StoreError> {
+        type Row = (i64, String, Option<String>, String, i64, Option<String>);
+        let rows: Vec<Row> = self.read_traffic_ops("loading a Traffic Ops user", |pg| {
+            tm_user::table
+                .inner_join(role::table.on(tm_user::role.eq(role::id.nullable())))
+                .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
+                .filter(tm_user::username.eq(username))
+                .select((
+                    tm_user::id,
+                    tm_user::username,
+                    tm_user::local_passwd,
+                    role::name,
+                    role::priv_level,
+                    role_capability::cap_name.nullable(),
+                ))
+                .order(role_capability::cap_name.asc())
+                .load(pg)
+        })?;
+        let mut rows = rows.into_iter();
+        let Some((id, username, local_passwd, role, priv_level, first)) = rows.next() else {
+            return Ok(None);
+        };
+        let permissions = first.into_iter().chain(rows.filter_map(|r| r.5)).collect();
+        Ok(Some(TrafficOpsUser {
+            id,
+            username,
+            role,
+            priv_level,
+            permissions,
+            local_passwd,
+        }))
+    }
+}

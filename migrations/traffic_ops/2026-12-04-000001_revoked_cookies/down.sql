@@ -1,0 +1,1 @@
+DROP TABLE asyncstatus.revoked_cookie;
