@@ -29,6 +29,18 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         layout,
     )
     .with_context(|| format!("opening the database {url}"))?;
+    if layout == Layout::Asyncstatus
+        && store
+            .is_unmigrated_traffic_ops_database()
+            .with_context(|| format!("looking at the database {url}"))?
+    {
+        anyhow::bail!(
+            "the database {url} is a Traffic Ops database (it has Traffic Ops' tables): \
+             asyncstatus' own layout would not fit in it; set database.layout = \"traffic_ops\" \
+             to serve Traffic Ops' jobs, users and sessions from it (see docs/traffic-ops.md), or \
+             give asyncstatus a database of its own"
+        );
+    }
     if layout == Layout::TrafficOps {
         let missing = store
             .missing_traffic_ops_tables()
@@ -82,6 +94,10 @@ impl Application {
                     store.clone(),
                     secret.clone(),
                     settings.traffic_ops.role_based_permissions,
+                    asyncstatus_auth::LoginThrottle::new(
+                        settings.auth_settings(Vec::new()).throttle_policy(),
+                    ),
+                    settings.auth.user_cache_ttl,
                 ),
             )),
             _ => None,

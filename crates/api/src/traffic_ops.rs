@@ -59,7 +59,8 @@ fn changed(
     ids: &[i64],
     jobs: Vec<TrafficOpsJob>,
 ) -> Vec<i64> {
-    let mut fresh: HashMap<i64, TrafficOpsJob> = jobs.into_iter().map(|j| (j.id, j)).collect();
+    // The jobs read are among `ids` (the query asks for those only).
+    let fresh: HashMap<i64, TrafficOpsJob> = jobs.into_iter().map(|j| (j.id, j)).collect();
     let woken = ids
         .iter()
         .copied()
@@ -69,7 +70,6 @@ fn changed(
             _ => true,
         })
         .collect();
-    fresh.retain(|id, _| ids.contains(id));
     *seen = fresh;
     woken
 }
@@ -119,12 +119,15 @@ pub async fn sweep_stuck(
 ) -> Result<(i64, usize), crate::http::error::ApiError> {
     let cutoff = chrono::Utc::now() - after;
     let mut failed = 0;
+    let mut from = cursor;
     loop {
         let batch = state
             .db
-            .run(move |store| store.fail_stuck_traffic_ops_jobs(cursor, cutoff, STUCK_BATCH))
+            .run(move |store| store.fail_stuck_traffic_ops_jobs(from, cutoff, STUCK_BATCH))
             .await?;
         failed += batch.len();
+        // The next batch starts past this one's: each row is read once per sweep.
+        from = batch.iter().map(|j| j.id + 1).max().unwrap_or(from);
         for job in &batch {
             tracing::info!(
                 id = job.id,

@@ -32,6 +32,20 @@ pub struct AuthSettings {
     pub login_max_delay: Duration,
 }
 
+impl AuthSettings {
+    /// The login throttle's policy of these settings.
+    pub fn throttle_policy(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            max_delay: self.login_max_delay,
+            ..ThrottlePolicy::new(
+                self.login_max_failures,
+                self.login_max_failures_per_address,
+                self.login_window,
+            )
+        }
+    }
+}
+
 /// A successful login.
 #[derive(Debug, Clone)]
 pub struct LoggedIn {
@@ -79,14 +93,7 @@ impl Authenticator {
                 settings.token_ttl,
                 settings.session_max_age,
             )?,
-            throttle: LoginThrottle::new(ThrottlePolicy {
-                max_delay: settings.login_max_delay,
-                ..ThrottlePolicy::new(
-                    settings.login_max_failures,
-                    settings.login_max_failures_per_address,
-                    settings.login_window,
-                )
-            }),
+            throttle: LoginThrottle::new(settings.throttle_policy()),
             cache_ttl: settings.user_cache_ttl,
             cache: RwLock::new(HashMap::new()),
         })

@@ -12,13 +12,21 @@
 //!    as a cookie does: signature, then `expires`.
 //! 4. The user must exist with a role; the rule of `role_based_permissions` decides what it may.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use asyncstatus_domain::DISALLOWED_ROLE;
 use asyncstatus_persistence::{Store, TrafficOpsUser};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::traffic_ops::{access_token, cookie, UNAUTHORIZED_PLEASE_LOG_IN};
-use crate::{AccessRule, AuthError, Principal};
+use crate::password::DUMMY_HASH;
+use crate::traffic_ops::{
+    access_token, cookie, make_access_token, verify_traffic_ops_password,
+    UNAUTHORIZED_PLEASE_LOG_IN,
+};
+use crate::{AccessRule, AuthError, LoginThrottle, Principal};
 
 /// How long a refreshed `mojolicious` cookie lives (Traffic Ops: 1 h on every answer).
 pub const REFRESH_SECONDS: i64 = 3600;
@@ -61,6 +69,27 @@ pub fn credential_of<'a>(
         })
 }
 
+/// Every session credential of a request (its Bearer token and each `access_token` and
+/// `mojolicious` cookie), for a logout to refuse them all.
+pub fn all_credentials_of<'a>(
+    authorization: Option<&str>,
+    cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<Credential> {
+    let bearer = authorization
+        .filter(|h| h.contains("Bearer"))
+        .and_then(|h| h.split_whitespace().nth(1))
+        .map(|jwt| Credential::Bearer(jwt.to_owned()));
+    bearer
+        .into_iter()
+        .chain(cookies.into_iter().filter_map(|(name, value)| match name {
+            _ if value.is_empty() => None,
+            access_token::NAME => Some(Credential::AccessTokenCookie(value.to_owned())),
+            cookie::NAME => Some(Credential::Mojolicious(value.to_owned())),
+            _ => None,
+        }))
+        .collect()
+}
+
 /// A verified session, before its user is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -70,6 +99,8 @@ pub struct Verified {
     pub mojolicious: String,
     /// The access token the request carried, if that was its credential.
     pub access_token: Option<String>,
+    /// When the verified `mojolicious` value expires (Unix seconds).
+    pub expires: i64,
 }
 
 /// An authenticated request.
@@ -77,23 +108,152 @@ pub struct Verified {
 pub struct TrafficOpsSession {
     pub principal: Arc<Principal>,
     pub verified: Verified,
+    /// The digests of the user's revoked cookies (see [`TrafficOpsAuthenticator::cookie_for`]).
+    pub revoked: Arc<[String]>,
 }
+
+/// A login's cookies: the `mojolicious` value, its `access_token`, and when both expire.
+#[derive(Debug, Clone)]
+pub struct TrafficOpsLogin {
+    pub mojolicious: String,
+    pub access_token: String,
+    pub expires: i64,
+    pub principal: Arc<Principal>,
+}
+
+struct Cached {
+    principal: Arc<Principal>,
+    /// The digests of the user's revoked cookies when it was read.
+    revoked: Arc<[String]>,
+    loaded: Instant,
+}
+
+/// The digest a revoked cookie is kept as: the hex SHA-256 of its value.
+pub fn cookie_digest(mojolicious: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(mojolicious.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Cached principals kept before expired ones are swept.
+const CACHE_SWEEP_AT: usize = 4096;
 
 /// Authenticates requests by Traffic Ops' sessions against its database.
 pub struct TrafficOpsAuthenticator {
     store: Store,
     secret: SecretString,
     role_based: bool,
+    throttle: LoginThrottle,
+    cache_ttl: Duration,
+    /// Principals by username, trusted for `cache_ttl` (as Traffic Ops' own
+    /// `user_cache_refresh_interval_sec` serves users from memory). By username, not by
+    /// cookie: every answer issues a new cookie, so a cache by cookie would grow with the
+    /// request rate; by username it is bounded by Traffic Ops' users.
+    cache: RwLock<HashMap<String, Cached>>,
 }
 
 impl TrafficOpsAuthenticator {
-    /// `secret` is Traffic Ops' `secrets[0]`; `role_based` its `role_based_permissions`.
-    pub fn new(store: Store, secret: SecretString, role_based: bool) -> Self {
+    /// `secret` is Traffic Ops' `secrets[0]`; `role_based` its `role_based_permissions`;
+    /// users read are trusted for `cache_ttl` (zero: read on every request).
+    pub fn new(
+        store: Store,
+        secret: SecretString,
+        role_based: bool,
+        throttle: LoginThrottle,
+        cache_ttl: Duration,
+    ) -> Self {
         TrafficOpsAuthenticator {
             store,
             secret,
             role_based,
+            throttle,
+            cache_ttl,
+            cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// `Throttled` when `username` from `addr` may not try a login now (asked before a login
+    /// waits for a derivation slot).
+    pub fn check_throttle(&self, username: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
+        self.throttle
+            .check(username, addr, Instant::now())
+            .map_err(|retry_after| AuthError::Throttled { retry_after })
+    }
+
+    /// Checks a password against the user's Traffic Ops hash (`SCRYPT:…`, or a legacy SHA-1;
+    /// one derivation whatever the outcome) and makes the login's cookies in Traffic Ops'
+    /// formats, which Traffic Ops accepts too. Unknown user, no or wrong password, and the
+    /// `disallowed` role all give `BadCredentials` (`Invalid username or password.`).
+    /// `tm_user.last_authenticated` is not written: Traffic Ops' tables are read only here.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<TrafficOpsLogin, AuthError> {
+        if username.is_empty() || password.is_empty() {
+            return Err(AuthError::MissingCredentials);
+        }
+        let started = Instant::now();
+        self.check_throttle(username, addr)?;
+        let user = self.store.traffic_ops_user(username)?;
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.local_passwd.as_deref())
+            .unwrap_or(DUMMY_HASH);
+        let matches = verify_traffic_ops_password(hash, password).unwrap_or_else(|e| {
+            tracing::warn!(user = %username, problem = %e, "stored Traffic Ops password hash refused");
+            // It matches nothing, and costs one normal derivation, like any failure.
+            let _ = verify_traffic_ops_password(DUMMY_HASH, password);
+            false
+        });
+        let user = match user {
+            Some(user)
+                if matches && user.local_passwd.is_some() && user.role != DISALLOWED_ROLE =>
+            {
+                user
+            }
+            _ => {
+                self.throttle.record_failure(username, addr, started);
+                return Err(AuthError::BadCredentials);
+            }
+        };
+        self.throttle.record_success(username, addr);
+        let (mojolicious, expires) =
+            self.cookie_for(&user.username, now, LOGIN_SECONDS, &user.revoked);
+        let access_token = make_access_token(&mojolicious, expires, self.secret.expose_secret())
+            .map_err(|e| AuthError::Issue(e.to_string()))?;
+        Ok(TrafficOpsLogin {
+            mojolicious,
+            access_token,
+            expires,
+            principal: Arc::new(self.principal_of(user)),
+        })
+    }
+
+    /// Logs sessions out at asyncstatus: each verified credential's `mojolicious` value (for
+    /// an access token, the one inside it) is refused here from now on, until it expires.
+    /// Traffic Ops' cookies name no session, so a value refreshed earlier and not presented
+    /// stays valid (for at most the hour of its refresh, unless used again), as every value
+    /// stays valid at Traffic Ops, which cannot be told.
+    pub fn logout(&self, credentials: &[Verified]) -> Result<(), AuthError> {
+        for verified in credentials {
+            let expires = chrono::DateTime::from_timestamp(verified.expires, 0)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            self.store.revoke_traffic_ops_cookie(
+                &verified.username,
+                &cookie_digest(&verified.mojolicious),
+                expires,
+            )?;
+            self.cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&verified.username);
+        }
+        Ok(())
     }
 
     /// Checks `credential` at `now` (Unix seconds), CPU only. The error's text is Traffic
@@ -118,17 +278,62 @@ impl TrafficOpsAuthenticator {
             username: parsed.auth_data,
             mojolicious,
             access_token: token,
+            expires: parsed.expires,
         })
     }
 
-    /// Reads the user of a verified session (one query): it must exist and have a role.
+    /// The principal of a verified session from the cache, if it was read within
+    /// `cache_ttl` (CPU only).
+    pub fn cached(&self, verified: Verified) -> Result<TrafficOpsSession, Verified> {
+        if self.cache_ttl.is_zero() {
+            return Err(verified);
+        }
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let hit = cache
+            .get(&verified.username)
+            .filter(|hit| hit.loaded.elapsed() < self.cache_ttl)
+            // A revoked cookie is refused by `load`, which reads the database.
+            .filter(|hit| !hit.revoked.contains(&cookie_digest(&verified.mojolicious)));
+        match hit {
+            Some(hit) => Ok(TrafficOpsSession {
+                principal: hit.principal.clone(),
+                revoked: hit.revoked.clone(),
+                verified,
+            }),
+            None => Err(verified),
+        }
+    }
+
+    /// Reads the user of a verified session: it must exist and have a role, and its cookie
+    /// must not predate a logout at asyncstatus. Cached for `cache_ttl`.
     pub fn load(&self, verified: Verified) -> Result<TrafficOpsSession, AuthError> {
         let user = self
             .store
             .traffic_ops_user(&verified.username)?
             .ok_or_else(|| AuthError::SessionRefused(USER_NOT_FOUND.to_owned()))?;
+        if user.revoked.contains(&cookie_digest(&verified.mojolicious)) {
+            return Err(no_credential());
+        }
+        let revoked: Arc<[String]> = user.revoked.clone().into();
+        let principal = Arc::new(self.principal_of(user));
+        if !self.cache_ttl.is_zero() {
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHE_SWEEP_AT {
+                let ttl = self.cache_ttl;
+                cache.retain(|_, c| c.loaded.elapsed() < ttl);
+            }
+            cache.insert(
+                verified.username.clone(),
+                Cached {
+                    principal: principal.clone(),
+                    revoked: revoked.clone(),
+                    loaded: Instant::now(),
+                },
+            );
+        }
         Ok(TrafficOpsSession {
-            principal: Arc::new(self.principal_of(user)),
+            principal,
+            revoked,
             verified,
         })
     }
@@ -148,27 +353,33 @@ impl TrafficOpsAuthenticator {
         }
     }
 
-    /// A `mojolicious` value for `username` that expires `lifetime` seconds after `now`.
-    pub fn cookie_for(&self, username: &str, now: i64, lifetime: i64) -> (String, i64) {
-        let expires = now.saturating_add(lifetime);
-        (
-            cookie::make(username, expires, self.secret.expose_secret()),
-            expires,
-        )
+    /// A `mojolicious` value for `username` that expires `lifetime` seconds after `now`, or a
+    /// second or more later when that value was revoked (`revoked`, the user's revoked
+    /// digests): a cookie is only its user and expiry, so a login (or refresh) in the same
+    /// second as a logout would otherwise make the very value the logout refused.
+    pub fn cookie_for(
+        &self,
+        username: &str,
+        now: i64,
+        lifetime: i64,
+        revoked: &[String],
+    ) -> (String, i64) {
+        let mut expires = now.saturating_add(lifetime);
+        loop {
+            let value = cookie::make(username, expires, self.secret.expose_secret());
+            if !revoked.contains(&cookie_digest(&value)) {
+                return (value, expires);
+            }
+            expires = expires.saturating_add(1);
+        }
     }
 
-    /// The access token Traffic Ops re-signs on each answer to a request that carried one:
-    /// the same claims (the old `mojoCookie`, the old `exp`), so the token never slides.
-    pub fn resign(&self, verified: &Verified, now: i64) -> Result<Option<String>, AuthError> {
-        if verified.access_token.is_none() {
-            return Ok(None);
-        }
-        let exp = cookie::parse(&verified.mojolicious, self.secret.expose_secret(), now)
-            .map(|c| c.expires)
-            .map_err(|e| AuthError::SessionRefused(e.unauthorized_text()))?;
-        access_token::make_access_token(&verified.mojolicious, exp, self.secret.expose_secret())
-            .map(Some)
-            .map_err(|e| AuthError::Issue(e.to_string()))
+    /// The access token Traffic Ops re-signs on each answer to a request that carried one,
+    /// with the same claims (the old `mojoCookie`, `exp`, and `iss`/`aud` when present) and
+    /// the same key: the token the request carried, whose signature was verified, so the
+    /// token never slides.
+    pub fn resign(&self, verified: &Verified) -> Option<String> {
+        verified.access_token.clone()
     }
 }
 

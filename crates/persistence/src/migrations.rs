@@ -51,35 +51,43 @@ fn apply<C: Migrate>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<Str
 impl Migrate for PgConnection {
     type Backend = diesel::pg::Pg;
 
-    /// A session advisory lock, waited for under `lock_timeout` so that a replica stuck
-    /// mid-migration (or anything else holding the lock) stops start-up with a message
-    /// instead of hanging it.
     fn migrate_locked(
         &mut self,
         source: EmbeddedMigrations,
         lock_wait: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        let millis = lock_wait.as_millis().clamp(1, i32::MAX as u128);
-        self.batch_execute(&format!("SET lock_timeout = {millis}"))
-            .map_err(|e| setup_failed(&e))?;
-        let locked = self.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"));
-        let reset = self.batch_execute("SET lock_timeout = 0");
-        if let Err(e) = locked {
-            return Err(StoreError::Setup(format!(
-                "migrating the database: waited {:?} for the migration lock (PostgreSQL advisory \
-                 lock {MIGRATION_LOCK_ID}) and another session still holds it: is another \
-                 asyncstatus migrating this database? See pg_locks where locktype = 'advisory' \
-                 and objid = {MIGRATION_LOCK_ID}; database.migration_lock_timeout sets the wait \
-                 ({e})",
-                lock_wait
-            )));
-        }
-        reset.map_err(|e| setup_failed(&e))?;
-        let result = apply(self, source);
-        self.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
-            .map_err(|e| setup_failed(&e))?;
-        result
+        with_migration_lock(self, lock_wait, |pg| apply(pg, source))
     }
+}
+
+/// Runs `work` holding the PostgreSQL session advisory lock of migrations, waited for under
+/// `lock_timeout` so that a replica stuck mid-migration (or anything else holding the lock)
+/// stops start-up with a message instead of hanging it.
+fn with_migration_lock<T>(
+    pg: &mut PgConnection,
+    lock_wait: Duration,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let millis = lock_wait.as_millis().clamp(1, i32::MAX as u128);
+    pg.batch_execute(&format!("SET lock_timeout = {millis}"))
+        .map_err(|e| setup_failed(&e))?;
+    let locked = pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"));
+    let reset = pg.batch_execute("SET lock_timeout = 0");
+    if let Err(e) = locked {
+        return Err(StoreError::Setup(format!(
+            "migrating the database: waited {:?} for the migration lock (PostgreSQL advisory \
+             lock {MIGRATION_LOCK_ID}) and another session still holds it: is another \
+             asyncstatus migrating this database? See pg_locks where locktype = 'advisory' \
+             and objid = {MIGRATION_LOCK_ID}; database.migration_lock_timeout sets the wait \
+             ({e})",
+            lock_wait
+        )));
+    }
+    reset.map_err(|e| setup_failed(&e))?;
+    let result = work(pg);
+    pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+        .map_err(|e| setup_failed(&e))?;
+    result
 }
 
 impl Migrate for SqliteConnection {
@@ -149,9 +157,11 @@ fn in_own_schema<T>(
     pg.batch_execute(&format!("SET search_path TO {OWN_SCHEMA}"))
         .map_err(|e| setup_failed(&e))?;
     let result = work(pg);
-    let reset = pg
-        .batch_execute("RESET search_path")
-        .map_err(|e| setup_failed(&e));
+    // A connection left on asyncstatus' schema must not go back to the pool: lost, it is
+    // replaced.
+    let reset = pg.batch_execute("RESET search_path").map_err(|e| {
+        StoreError::ConnectionLost(format!("resetting the search path after migrating: {e}"))
+    });
     let value = result?;
     reset?;
     Ok(value)
@@ -193,8 +203,12 @@ impl Store {
         let layout = self.layout();
         self.with_conn(|conn| match (conn, layout) {
             (DbConn::Postgres(pg), Layout::Asyncstatus) => pg.migrate_locked(POSTGRES, lock_wait),
+            // The schema is made under the lock, so that replicas starting at once do not
+            // race to create it.
             (DbConn::Postgres(pg), Layout::TrafficOps) => {
-                in_own_schema(pg, true, |pg| pg.migrate_locked(TRAFFIC_OPS, lock_wait))
+                with_migration_lock(pg, lock_wait, |pg| {
+                    in_own_schema(pg, true, |pg| apply(pg, TRAFFIC_OPS))
+                })
             }
             (DbConn::Sqlite(sqlite), _) => sqlite.migrate_locked(SQLITE, lock_wait),
         })

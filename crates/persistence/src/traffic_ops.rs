@@ -2,7 +2,9 @@
 //! `async_status` jobs, and its users with their role, privilege level and permissions.
 //! Read as Traffic Ops defines them (shared/TRAFFIC_OPS.md §1), never altered: these tables are
 //! declared here, apart from asyncstatus' own in [`crate::schema`], with Traffic Ops' column
-//! types (`role.priv_level` is a bigint there, `tm_user.role` may be NULL).
+//! types (`role.priv_level` is a bigint there, `tm_user.role` may be NULL), and named with
+//! their schema, `public`, so that no table of the search path's other schemas (a schema
+//! named after the database role comes first by default) can stand in for them.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -13,7 +15,7 @@ use crate::{Store, StoreError};
 
 mod tables {
     diesel::table! {
-        async_status (id) {
+        public.async_status (id) {
             id -> BigInt,
             status -> Text,
             message -> Nullable<Text>,
@@ -23,7 +25,7 @@ mod tables {
     }
 
     diesel::table! {
-        tm_user (id) {
+        public.tm_user (id) {
             id -> BigInt,
             username -> Text,
             role -> Nullable<BigInt>,
@@ -32,7 +34,7 @@ mod tables {
     }
 
     diesel::table! {
-        role (id) {
+        public.role (id) {
             id -> BigInt,
             name -> Text,
             priv_level -> BigInt,
@@ -40,16 +42,28 @@ mod tables {
     }
 
     diesel::table! {
-        role_capability (role_id, cap_name) {
+        public.role_capability (role_id, cap_name) {
             role_id -> BigInt,
             cap_name -> Text,
         }
     }
 
     diesel::allow_tables_to_appear_in_same_query!(tm_user, role, role_capability);
+
+    // asyncstatus' own, in its schema (migrations/traffic_ops).
+    diesel::table! {
+        asyncstatus.revoked_cookie (digest) {
+            digest -> Text,
+            username -> Text,
+            expires -> Timestamptz,
+        }
+    }
 }
 
-use tables::{async_status, role, role_capability, tm_user};
+use tables::{async_status, revoked_cookie, role, role_capability, tm_user};
+
+/// The most revoked cookies kept for one user (the newest); see the migration.
+pub const MAX_REVOKED_PER_USER: i64 = 1000;
 
 /// The Traffic Ops tables asyncstatus needs in this layout; start-up names those missing.
 pub const TRAFFIC_OPS_TABLES: [&str; 4] = ["async_status", "tm_user", "role", "role_capability"];
@@ -83,6 +97,9 @@ pub struct TrafficOpsUser {
     pub permissions: Vec<String>,
     /// `local_passwd`: a `SCRYPT:…` hash (or a legacy SHA-1), or none.
     pub local_passwd: Option<String>,
+    /// The digests of the user's cookies revoked by a logout at asyncstatus and not yet
+    /// expired (at most [`MAX_REVOKED_PER_USER`]).
+    pub revoked: Vec<String>,
 }
 
 /// The columns a job is read with, in [`TrafficOpsJob`]'s order.
@@ -102,7 +119,7 @@ const JOB_COLUMNS: JobColumns = (
 );
 
 /// At most this many ids are read in one statement (PostgreSQL binds an array as one
-/// parameter, so this only bounds the answer).
+/// parameter, so this only bounds each answer).
 pub const MAX_IDS_PER_READ: usize = 10_000;
 
 #[derive(QueryableByName)]
@@ -126,20 +143,42 @@ impl Store {
         })
     }
 
-    /// The tables of [`TRAFFIC_OPS_TABLES`] the database lacks (looked up on the search path,
-    /// as Traffic Ops' own queries find them).
+    /// The tables of [`TRAFFIC_OPS_TABLES`] the database's `public` schema lacks.
     pub fn missing_traffic_ops_tables(&self) -> Result<Vec<String>, StoreError> {
         let names: Vec<String> = TRAFFIC_OPS_TABLES.iter().map(|t| t.to_string()).collect();
         let missing: Vec<Missing> =
             self.read_traffic_ops("looking for Traffic Ops' tables", |pg| {
                 diesel::sql_query(
                     "SELECT t AS name FROM unnest($1::text[]) WITH ORDINALITY AS n (t, i) \
-                 WHERE to_regclass(quote_ident(t)) IS NULL ORDER BY i",
+                 WHERE to_regclass('public.' || quote_ident(t)) IS NULL ORDER BY i",
                 )
                 .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&names)
                 .load(pg)
             })?;
         Ok(missing.into_iter().map(|m| m.name).collect())
+    }
+
+    /// Whether this PostgreSQL database is a Traffic Ops one that asyncstatus' own layout
+    /// never migrated: it has Traffic Ops' `tenant` table (asyncstatus has none) and no
+    /// migration bookkeeping in `public`. Migrating it in the default layout would fail on
+    /// Traffic Ops' `role` and leave a table behind in its schema. `false` on SQLite.
+    pub fn is_unmigrated_traffic_ops_database(&self) -> Result<bool, StoreError> {
+        #[derive(QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            found: bool,
+        }
+        if self.backend() != crate::Backend::Postgres {
+            return Ok(false);
+        }
+        self.read_traffic_ops("looking for Traffic Ops' tables", |pg| {
+            diesel::sql_query(
+                "SELECT to_regclass('public.tenant') IS NOT NULL \
+                 AND to_regclass('public.__diesel_schema_migrations') IS NULL AS found",
+            )
+            .get_result::<Found>(pg)
+            .map(|f| f.found)
+        })
     }
 
     /// The Traffic Ops job `id`, if there is one.
@@ -153,19 +192,19 @@ impl Store {
         })
     }
 
-    /// The Traffic Ops jobs among `ids` (at most [`MAX_IDS_PER_READ`] are read; the rest are
-    /// ignored), in one statement on the primary key.
+    /// The Traffic Ops jobs among `ids`, on the primary key: one statement per
+    /// [`MAX_IDS_PER_READ`] ids.
     pub fn traffic_ops_jobs(&self, ids: &[i64]) -> Result<Vec<TrafficOpsJob>, StoreError> {
-        let ids = &ids[..ids.len().min(MAX_IDS_PER_READ)];
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut jobs = Vec::new();
+        for chunk in ids.chunks(MAX_IDS_PER_READ) {
+            jobs.extend(self.read_traffic_ops("reading Traffic Ops jobs", |pg| {
+                async_status::table
+                    .filter(async_status::id.eq_any(chunk))
+                    .select(JOB_COLUMNS)
+                    .load::<TrafficOpsJob>(pg)
+            })?);
         }
-        self.read_traffic_ops("reading Traffic Ops jobs", |pg| {
-            async_status::table
-                .filter(async_status::id.eq_any(ids))
-                .select(JOB_COLUMNS)
-                .load(pg)
-        })
+        Ok(jobs)
     }
 
     /// Fails, in one statement, at most `limit` Traffic Ops jobs still `PENDING` that started
@@ -196,13 +235,13 @@ impl Store {
                 ));
             };
             let failed: Vec<Failed> = diesel::sql_query(
-                "UPDATE async_status AS a \
+                "UPDATE public.async_status AS a \
                  SET status = 'FAILED', end_time = now(), \
                      message = 'abandoned: still PENDING since ' \
                         || to_char(a.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
                         || ' (failed by asyncstatus, traffic_ops.fail_stuck_after)' \
                         || COALESCE('; last message: ' || a.message, '') \
-                 WHERE a.id IN (SELECT s.id FROM async_status s \
+                 WHERE a.id IN (SELECT s.id FROM public.async_status s \
                                 WHERE s.id >= $1 AND s.status = 'PENDING' AND s.start_time < $2 \
                                 ORDER BY s.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
                    AND a.status = 'PENDING' \
@@ -237,7 +276,7 @@ impl Store {
         self.read_traffic_ops("looking for pending Traffic Ops jobs", |pg| {
             diesel::sql_query(
                 "SELECT COALESCE(MIN(id) FILTER (WHERE status = 'PENDING'), MAX(id) + 1, $1) \
-                 AS cursor FROM async_status WHERE id >= $1",
+                 AS cursor FROM public.async_status WHERE id >= $1",
             )
             .bind::<BigInt, _>(from_id)
             .get_result::<Cursor>(pg)
@@ -249,22 +288,33 @@ impl Store {
     /// it has no role (Traffic Ops joins the role, so such a user is "not found" there too).
     pub fn traffic_ops_user(&self, username: &str) -> Result<Option<TrafficOpsUser>, StoreError> {
         type Row = (i64, String, Option<String>, String, i64, Option<String>);
-        let rows: Vec<Row> = self.read_traffic_ops("loading a Traffic Ops user", |pg| {
-            tm_user::table
-                .inner_join(role::table.on(tm_user::role.eq(role::id.nullable())))
-                .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
-                .filter(tm_user::username.eq(username))
-                .select((
-                    tm_user::id,
-                    tm_user::username,
-                    tm_user::local_passwd,
-                    role::name,
-                    role::priv_level,
-                    role_capability::cap_name.nullable(),
-                ))
-                .order(role_capability::cap_name.asc())
-                .load(pg)
-        })?;
+        let (rows, revoked): (Vec<Row>, Vec<String>) =
+            self.read_traffic_ops("loading a Traffic Ops user", |pg| {
+                let rows = tm_user::table
+                    .inner_join(role::table.on(tm_user::role.eq(role::id.nullable())))
+                    .left_join(role_capability::table.on(role_capability::role_id.eq(role::id)))
+                    .filter(tm_user::username.eq(username))
+                    .select((
+                        tm_user::id,
+                        tm_user::username,
+                        tm_user::local_passwd,
+                        role::name,
+                        role::priv_level,
+                        role_capability::cap_name.nullable(),
+                    ))
+                    .order(role_capability::cap_name.asc())
+                    .load(pg)?;
+                if rows.is_empty() {
+                    return Ok((rows, Vec::new()));
+                }
+                let revoked = revoked_cookie::table
+                    .filter(revoked_cookie::username.eq(username))
+                    .filter(revoked_cookie::expires.ge(diesel::dsl::now))
+                    .select(revoked_cookie::digest)
+                    .limit(MAX_REVOKED_PER_USER)
+                    .load(pg)?;
+                Ok((rows, revoked))
+            })?;
         let mut rows = rows.into_iter();
         let Some((id, username, local_passwd, role, priv_level, first)) = rows.next() else {
             return Ok(None);
@@ -277,6 +327,49 @@ impl Store {
             priv_level,
             permissions,
             local_passwd,
+            revoked,
         }))
+    }
+
+    /// Refuses the cookie of `username` whose digest is `digest` until it `expires` (a logout
+    /// at asyncstatus). Expired rows are removed meanwhile, and the user's oldest beyond
+    /// [`MAX_REVOKED_PER_USER`].
+    pub fn revoke_traffic_ops_cookie(
+        &self,
+        username: &str,
+        digest: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|conn| {
+            let DbConn::Postgres(pg) = conn else {
+                return Err(StoreError::Setup(
+                    "Traffic Ops' tables are on PostgreSQL only".into(),
+                ));
+            };
+            diesel::delete(
+                revoked_cookie::table.filter(revoked_cookie::expires.lt(diesel::dsl::now)),
+            )
+            .execute(pg)
+            .map_err(StoreError::query("forgetting expired revoked cookies"))?;
+            diesel::insert_into(revoked_cookie::table)
+                .values((
+                    revoked_cookie::digest.eq(digest),
+                    revoked_cookie::username.eq(username),
+                    revoked_cookie::expires.eq(expires),
+                ))
+                .on_conflict_do_nothing()
+                .execute(pg)
+                .map_err(StoreError::query("revoking a cookie"))?;
+            diesel::sql_query(
+                "DELETE FROM asyncstatus.revoked_cookie WHERE username = $1 AND digest NOT IN \
+                 (SELECT digest FROM asyncstatus.revoked_cookie WHERE username = $1 \
+                  ORDER BY expires DESC LIMIT $2)",
+            )
+            .bind::<diesel::sql_types::Text, _>(username)
+            .bind::<diesel::sql_types::BigInt, _>(MAX_REVOKED_PER_USER)
+            .execute(pg)
+            .map(|_| ())
+            .map_err(StoreError::query("trimming a user's revoked cookies"))
+        })
     }
 }

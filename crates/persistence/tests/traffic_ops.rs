@@ -119,6 +119,7 @@ fn postgres_users_read_with_their_role_level_and_permissions() {
     db.add_traffic_ops_user("orphan", "portal", None);
     db.execute_sql("DELETE FROM role WHERE name = 'portal'");
     let store = db.open_traffic_ops_store();
+    store.run_migrations().unwrap();
     let ops = store.traffic_ops_user("ops").unwrap().unwrap();
     assert_eq!(
         (

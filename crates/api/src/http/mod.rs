@@ -78,8 +78,8 @@ async fn version_not_implemented() -> Result<HttpResponse, ApiError> {
 /// route on its table; the rest of asyncstatus' surface answers 501 for now.
 fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/ping", "GET").route(web::get().to(ops::ping)))
-        .service(resource("/user/login", "POST").route(web::post().to(traffic_ops::not_served)))
-        .service(resource("/user/logout", "POST").route(web::post().to(traffic_ops::not_served)))
+        .service(resource("/user/login", "POST").route(web::post().to(traffic_ops::login)))
+        .service(resource("/user/logout", "POST").route(web::post().to(traffic_ops::logout)))
         .service(resource("/user/current", "GET").route(web::get().to(traffic_ops::not_served)))
         .service(
             resource("/async_status", "GET, POST")

@@ -28,7 +28,7 @@ use asyncstatus_persistence::TrafficOpsJob;
 use crate::http::conditional;
 use crate::http::error::ApiError;
 use crate::http::extract::{app_state, RequestUser};
-use crate::http::response::json_with;
+use crate::http::response::{json_with, Alert, Envelope};
 use crate::state::AppState;
 
 /// Traffic Ops' 404 text for a missing job.
@@ -48,6 +48,7 @@ pub struct TrafficOpsRefresh {
 /// with Traffic Ops' text to anyone else.
 pub struct TrafficOpsAuthenticated {
     pub principal: Arc<Principal>,
+    pub verified: Verified,
 }
 
 impl TrafficOpsAuthenticated {
@@ -57,22 +58,34 @@ impl TrafficOpsAuthenticated {
     }
 }
 
-/// The credential of `req` in Traffic Ops' order (see [`asyncstatus_auth::traffic_ops_auth`]).
-fn credential(req: &HttpRequest) -> Option<Credential> {
+/// The `Authorization` header of `req`, and its cookies as `(name, value)` in header order (a
+/// value in double quotes unquoted, as Go's cookie parser does).
+fn session_headers(req: &HttpRequest) -> (Option<&str>, Vec<(String, String)>) {
     let authorization = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let cookies: Vec<(String, String)> = req
+    let cookies = req
         .headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            Some((name.trim().to_owned(), value.trim().to_owned()))
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((name.trim().to_owned(), value.to_owned()))
         })
         .collect();
+    (authorization, cookies)
+}
+
+/// The credential of `req` in Traffic Ops' order (see [`asyncstatus_auth::traffic_ops_auth`]).
+fn credential(req: &HttpRequest) -> Option<Credential> {
+    let (authorization, cookies) = session_headers(req);
     asyncstatus_auth::traffic_ops_auth::credential_of(
         authorization,
         cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())),
@@ -93,17 +106,24 @@ impl FromRequest for TrafficOpsAuthenticated {
                 .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
             let credential = credential(&req).ok_or_else(no_credential)?;
             let now = Utc::now().timestamp();
-            // The signatures are CPU only; the user is one read.
+            // The signatures and the cache are CPU only; a miss reads the user.
             let verified: Verified = auth.verify(&credential, now)?;
-            let session = {
-                let auth = auth.clone();
-                state.db.run(move |_| auth.load(verified)).await?
+            let session = match auth.cached(verified) {
+                Ok(session) => session,
+                Err(verified) => {
+                    let auth = auth.clone();
+                    state.db.run(move |_| auth.load(verified)).await?
+                }
             };
             // Traffic Ops refreshes the session before it checks permissions, so a 403 (or
             // 400, 404) carries the new cookie; a 401 does not.
-            let (mojolicious, expires) =
-                auth.cookie_for(&session.principal.username, now, REFRESH_SECONDS);
-            let access_token = auth.resign(&session.verified, now)?;
+            let (mojolicious, expires) = auth.cookie_for(
+                &session.principal.username,
+                now,
+                REFRESH_SECONDS,
+                &session.revoked,
+            );
+            let access_token = auth.resign(&session.verified);
             req.extensions_mut().insert(TrafficOpsRefresh {
                 mojolicious,
                 expires,
@@ -113,27 +133,30 @@ impl FromRequest for TrafficOpsAuthenticated {
                 .insert(RequestUser(session.principal.clone()));
             Ok(TrafficOpsAuthenticated {
                 principal: session.principal,
+                verified: session.verified,
             })
         })
     }
 }
 
-/// The cookies of a [`TrafficOpsRefresh`], with Traffic Ops' attributes: `Path=/`, `Expires`,
-/// `Max-Age`, `HttpOnly` (no `Secure`, `SameSite` or `Domain`, as Traffic Ops sets them).
+/// A cookie with Traffic Ops' attributes: `Path=/`, `Expires`, `Max-Age`, `HttpOnly` (no
+/// `Secure`, `SameSite` or `Domain`, as Traffic Ops sets them).
+fn session_cookie(name: &'static str, value: String, expires: i64) -> Cookie<'static> {
+    let left = (expires - Utc::now().timestamp()).max(0);
+    Cookie::build(name, value)
+        .path("/")
+        .max_age(time::Duration::seconds(left))
+        .expires(
+            time::OffsetDateTime::from_unix_timestamp(expires)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        )
+        .http_only(true)
+        .finish()
+}
+
+/// The cookies of a [`TrafficOpsRefresh`] (see [`session_cookie`]).
 pub fn refresh_cookies(refresh: &TrafficOpsRefresh) -> Vec<Cookie<'static>> {
-    let now = Utc::now().timestamp();
-    let cookie = |name: &'static str, value: String, expires: i64| {
-        let left = (expires - now).max(0);
-        Cookie::build(name, value)
-            .path("/")
-            .max_age(time::Duration::seconds(left))
-            .expires(
-                time::OffsetDateTime::from_unix_timestamp(expires)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-            )
-            .http_only(true)
-            .finish()
-    };
+    let cookie = session_cookie;
     let mut cookies = vec![cookie(
         asyncstatus_auth::traffic_ops::cookie::NAME,
         refresh.mojolicious.clone(),
@@ -297,6 +320,95 @@ async fn wait_for_final(
             return Ok(job);
         }
     }
+}
+
+/// `POST user/login` with Traffic Ops' users: the password is checked against the user's
+/// Traffic Ops hash, and the answer sets both cookies in Traffic Ops' formats (6 h), so
+/// Traffic Ops accepts them for every other endpoint. Throttled and queued as asyncstatus' own
+/// logins are.
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let auth = state
+        .traffic_ops
+        .clone()
+        .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
+    let (username, password, addr, slot) =
+        crate::http::users::login_request(&state, &req, payload, |user, addr| {
+            auth.check_throttle(user, addr)
+        })
+        .await?;
+    let login = crate::db::blocking(move || {
+        // Held until the derivation ends, even if the client has gone.
+        let _slot = slot;
+        auth.login(&username, &password, addr, Utc::now().timestamp())
+    })
+    .await?;
+    req.extensions_mut()
+        .insert(RequestUser(login.principal.clone()));
+    let mut builder = HttpResponse::Ok();
+    builder
+        .cookie(session_cookie(
+            asyncstatus_auth::traffic_ops::cookie::NAME,
+            login.mojolicious,
+            login.expires,
+        ))
+        .cookie(session_cookie(
+            asyncstatus_auth::traffic_ops::access_token::NAME,
+            login.access_token,
+            login.expires,
+        ));
+    Ok(json_with(
+        builder,
+        &Envelope::alert(Alert::success("Successfully logged in.")),
+    ))
+}
+
+/// `POST user/logout`: clears both cookies (the `mojolicious` one expiring now, the
+/// `access_token` emptied, as Traffic Ops does) and refuses, at asyncstatus, every cookie of
+/// the user issued until now. Traffic Ops cannot be told: there they stay valid until they
+/// expire, as after a logout at Traffic Ops itself.
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: TrafficOpsAuthenticated,
+) -> Result<HttpResponse, ApiError> {
+    let auth = state
+        .traffic_ops
+        .clone()
+        .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
+    // Every credential of the request that verifies as this user's, not only the one that
+    // authenticated it: a browser holds both cookies.
+    let (authorization, cookies) = session_headers(&req);
+    let now = Utc::now().timestamp();
+    let credentials: Vec<Verified> = asyncstatus_auth::traffic_ops_auth::all_credentials_of(
+        authorization,
+        cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    )
+    .iter()
+    .filter_map(|c| auth.verify(c, now).ok())
+    .filter(|v| v.username == session.verified.username)
+    .collect();
+    state.db.run(move |_| auth.logout(&credentials)).await?;
+    req.extensions_mut().remove::<TrafficOpsRefresh>();
+    let mut expired = Cookie::build(asyncstatus_auth::traffic_ops::cookie::NAME, "")
+        .path("/")
+        .expires(time::OffsetDateTime::now_utc())
+        .http_only(true)
+        .finish();
+    expired.set_value("");
+    let mut builder = HttpResponse::Ok();
+    builder.cookie(expired).cookie(session_cookie(
+        asyncstatus_auth::traffic_ops::access_token::NAME,
+        String::new(),
+        0,
+    ));
+    Ok(json_with(
+        builder,
+        &Envelope::alert(Alert::success("You are logged out.")),
+    ))
 }
 
 /// The answer of a route this layout does not serve (yet).

@@ -98,32 +98,11 @@ pub async fn login(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    // Every login, cookie or not: it guards against login CSRF.
-    crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
-    let limit = LOGIN_MAX_BODY_BYTES.min(state.settings.server.max_body_bytes);
-    let body = read_body(&req, payload, limit).await?;
-    let body: LoginBody = json_body(&body, false)?;
-    let username = body.u.unwrap_or_default();
-    let password = body.p.unwrap_or_default();
-    if username.is_empty() || password.is_empty() {
-        return Err(asyncstatus_auth::AuthError::MissingCredentials.into());
-    }
-    // Bounded before it reaches the throttle or the database.
-    asyncstatus_domain::validate_login_username(&username)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let addr = crate::http::client::client_addr(&req, &state.settings.server.trusted_proxies);
-    state.auth.check_throttle(&username, addr)?;
-    // Waiting for a slot ends when the client hangs up (the server drops this future).
-    let slot = state
-        .login_slots
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(format!("login slots closed: {e}")))?
-        .ok_or_else(|| {
-            tracing::warn!("login queue full (auth.login_queue); answering 503");
-            ApiError::busy("too many logins are waiting (auth.login_queue); try again shortly")
-        })?;
     let auth = state.auth.clone();
+    let (username, password, addr, slot) = login_request(&state, &req, payload, |user, addr| {
+        auth.check_throttle(user, addr)
+    })
+    .await?;
     let session = blocking(move || {
         // Held until the derivation ends, even if the client has gone.
         let _slot = slot;
@@ -142,6 +121,53 @@ pub async fn login(
         builder,
         &Envelope::alert(Alert::success("Successfully logged in.")),
     ))
+}
+
+/// What every login does before its password is checked: refuses a cross-site login, reads
+/// the bounded body `{"u","p"}` (both required, the username bounded), asks `throttle`
+/// whether this username from this address may try now, and waits for a password-derivation
+/// slot (503 when `auth.login_queue` logins already wait). The username, password, client
+/// address and the slot, to hold until the derivation ends.
+pub(crate) async fn login_request(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    throttle: impl FnOnce(&str, Option<std::net::IpAddr>) -> Result<(), asyncstatus_auth::AuthError>,
+) -> Result<
+    (
+        String,
+        String,
+        Option<std::net::IpAddr>,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    ApiError,
+> {
+    // Every login, cookie or not: it guards against login CSRF.
+    crate::http::csrf::refuse_cross_site(req, &state.settings)?;
+    let limit = LOGIN_MAX_BODY_BYTES.min(state.settings.server.max_body_bytes);
+    let body = read_body(req, payload, limit).await?;
+    let body: LoginBody = json_body(&body, false)?;
+    let username = body.u.unwrap_or_default();
+    let password = body.p.unwrap_or_default();
+    if username.is_empty() || password.is_empty() {
+        return Err(asyncstatus_auth::AuthError::MissingCredentials.into());
+    }
+    // Bounded before it reaches the throttle or the database.
+    asyncstatus_domain::validate_login_username(&username)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let addr = crate::http::client::client_addr(req, &state.settings.server.trusted_proxies);
+    throttle(&username, addr)?;
+    // Waiting for a slot ends when the client hangs up (the server drops this future).
+    let slot = state
+        .login_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(format!("login slots closed: {e}")))?
+        .ok_or_else(|| {
+            tracing::warn!("login queue full (auth.login_queue); answering 503");
+            ApiError::busy("too many logins are waiting (auth.login_queue); try again shortly")
+        })?;
+    Ok((username, password, addr, slot))
 }
 
 /// Log out

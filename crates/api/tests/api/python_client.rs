@@ -21,24 +21,28 @@ async fn run_traffic_ops_client_with(
     ssl: bool,
     lifecycle: bool,
 ) -> Option<String> {
+    let job = job_id.to_string();
+    let mut args = vec![ADMIN, ADMIN_PASSWORD, job.as_str()];
+    if ssl {
+        args.push("--ssl");
+    }
+    if lifecycle {
+        args.push("--lifecycle");
+    }
+    run_script(app, &args).await
+}
+
+/// Runs `to_client.py PORT ARGS…` against `app`; its output, failing the test when the script
+/// fails. `None` without a Python.
+pub async fn run_script(app: &TestApp, args: &[&str]) -> Option<String> {
     let Ok(python) = std::env::var("ASYNCSTATUS_TEST_PYTHON") else {
         eprintln!("SKIPPED: ASYNCSTATUS_TEST_PYTHON is not set (`make test` sets it)");
         return None;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/to_client.py");
-    let mut args = vec![
-        script.to_owned(),
-        app.port.to_string(),
-        ADMIN.to_owned(),
-        ADMIN_PASSWORD.to_owned(),
-        job_id.to_string(),
-    ];
-    if ssl {
-        args.push("--ssl".into());
-    }
-    if lifecycle {
-        args.push("--lifecycle".into());
-    }
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.insert(0, app.port.to_string());
+    args.insert(0, script.to_owned());
     let out = actix_web::rt::task::spawn_blocking(move || {
         std::process::Command::new(python).args(args).output()
     })

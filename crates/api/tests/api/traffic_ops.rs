@@ -541,7 +541,7 @@ async fn postgres_a_whole_run_leaves_traffic_ops_schema_as_it_was() {
         (reqwest::Method::POST, "/async_status"),
         (reqwest::Method::GET, "/async_status"),
         (reqwest::Method::PUT, "/async_status/1"),
-        (reqwest::Method::POST, "/user/login"),
+        (reqwest::Method::GET, "/user/current"),
         (reqwest::Method::GET, "/async_status/events"),
     ] {
         let r = reqwest::Client::new()
@@ -594,6 +594,25 @@ async fn postgres_start_up_refuses_a_database_without_traffic_ops_tables_naming_
             .get_result(&mut db.pg_connection())
             .unwrap();
     assert_eq!(schemas.n, 0, "nothing was migrated");
+}
+
+#[actix_web::test]
+async fn postgres_the_default_layout_refuses_a_traffic_ops_database_and_leaves_it_untouched() {
+    let Some(db) = TestDatabase::traffic_ops() else {
+        return;
+    };
+    let before = db.schema_dump("public");
+    let err = Application::build(test_settings(&db))
+        .await
+        .err()
+        .expect("refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("is a Traffic Ops database")
+            && text.contains("database.layout = \"traffic_ops\""),
+        "{text}"
+    );
+    assert_eq!(db.schema_dump("public"), before);
 }
 
 #[test]
@@ -673,4 +692,182 @@ fn postgres_the_cli_lists_traffic_ops_users_and_refuses_to_change_them() {
     }
     let unchanged = run(&["user", "list"]);
     assert_eq!(unchanged.stdout, users.stdout);
+}
+
+/// `tr@ffic-ops-pass` hashed by Python's hashlib.scrypt in Traffic Ops' format (salt 0..63).
+const SCRYPT_HASH: &str = "SCRYPT:16384:8:1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==:+RhcNFr5N5WaWNekcIG3nIYajW1Xp58YtqkplfTSCE48kcyE4RhPzfzpNmETwcSLQwip8oJ4lDBuCCAgP3o7nw==";
+const SCRYPT_PASSWORD: &str = "tr@ffic-ops-pass";
+/// The hex SHA-1 of `legacy-sha1-pass`, which Traffic Ops still accepts.
+const SHA1_HASH: &str = "c8d95e941696225d098561b0eff2e22c5752fea1";
+
+async fn login(app: &TestApp, client: &reqwest::Client, user: &str, password: &str) -> Response {
+    client
+        .post(app.api("/user/login"))
+        .json(&json!({"u": user, "p": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn access_token_claims(token: &str) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(TO_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("signed with Traffic Ops' secret")
+    .claims
+}
+
+#[actix_web::test]
+async fn postgres_a_login_checks_the_traffic_ops_hash_and_issues_traffic_ops_cookies() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    db.add_traffic_ops_user("renewer", "operations", Some(SCRYPT_HASH));
+    db.add_traffic_ops_user("old-timer", "read-only", Some(SHA1_HASH));
+    db.add_traffic_ops_user("shut-out", "disallowed", Some(SCRYPT_HASH));
+    let id = db.insert_traffic_ops_job("ACME async job has started.");
+    let app = serve(db, |_| {}).await;
+    let jar = crate::helpers::cookie_client();
+    let r = login(&app, &jar, "renewer", SCRYPT_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (mojolicious, header) = cookie_set(&r, "mojolicious").expect("a mojolicious cookie");
+    let (token, _) = cookie_set(&r, "access_token").expect("an access_token cookie");
+    assert!(
+        header.contains("HttpOnly") && header.contains("Path=/"),
+        "{header}"
+    );
+    let (user, expires) = read_to_cookie(&mojolicious);
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(user, "renewer");
+    assert!(
+        (now + 6 * 3600 - 10..=now + 6 * 3600 + 10).contains(&expires),
+        "6 h: {expires}"
+    );
+    assert_eq!(
+        access_token_claims(&token),
+        json!({"exp": expires, "mojoCookie": mojolicious})
+    );
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"alerts": [{"level": "success", "text": "Successfully logged in."}]})
+    );
+    // The jar sends both cookies back, and the session they hold is good.
+    let job = jar.get(app.job_url(id)).send().await.unwrap();
+    assert_eq!(job.status(), StatusCode::OK);
+    assert_eq!(
+        login(
+            &app,
+            &reqwest::Client::new(),
+            "old-timer",
+            "legacy-sha1-pass"
+        )
+        .await
+        .status(),
+        StatusCode::OK,
+        "a legacy SHA-1 hash logs in"
+    );
+    for (user, password) in [
+        ("renewer", "wrong password"),
+        ("shut-out", SCRYPT_PASSWORD),
+        ("nobody", SCRYPT_PASSWORD),
+        ("ops", SCRYPT_PASSWORD),
+    ] {
+        let r = login(&app, &reqwest::Client::new(), user, password).await;
+        assert!(set_cookies(&r).is_empty(), "{user}: no cookie");
+        assert_alert(r, StatusCode::UNAUTHORIZED, "Invalid username or password.").await;
+    }
+}
+
+#[actix_web::test]
+async fn postgres_a_logout_refuses_the_users_earlier_cookies_at_asyncstatus() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    db.add_traffic_ops_user("renewer", "operations", Some(SCRYPT_HASH));
+    let id = db.insert_traffic_ops_job("DNSSEC refresh started");
+    let app = serve(db, |_| {}).await;
+    let client = reqwest::Client::new();
+    let first = login(&app, &client, "renewer", SCRYPT_PASSWORD).await;
+    let (mojolicious, _) = cookie_set(&first, "mojolicious").unwrap();
+    let (token, _) = cookie_set(&first, "access_token").unwrap();
+    let cookie = format!("mojolicious={mojolicious}");
+    let read = get_as(&app.job_url(id), &cookie).await;
+    let (refreshed, _) = cookie_set(&read, "mojolicious").unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    // As a browser holds them after one answer: the refreshed cookie and the login's token.
+    let out = client
+        .post(app.api("/user/logout"))
+        .header(
+            COOKIE,
+            format!("mojolicious={refreshed}; access_token={token}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    let (cleared, header) = cookie_set(&out, "mojolicious").unwrap();
+    assert_eq!(cleared, "");
+    assert!(header.contains("Expires="), "{header}");
+    assert_eq!(cookie_set(&out, "access_token").unwrap().0, "");
+    assert_eq!(
+        out.json::<Value>().await.unwrap(),
+        json!({"alerts": [{"level": "success", "text": "You are logged out."}]})
+    );
+    // Every credential the logout presented is refused here, and the login's cookie with the
+    // token that holds it.
+    for refused in [
+        cookie,
+        format!("mojolicious={refreshed}"),
+        format!("access_token={token}"),
+    ] {
+        assert_alert(
+            get_as(&app.job_url(id), &refused).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized, please log in.",
+        )
+        .await;
+    }
+    // A new login is a new session.
+    let again = login(&app, &client, "renewer", SCRYPT_PASSWORD).await;
+    let (fresh, _) = cookie_set(&again, "mojolicious").unwrap();
+    assert_eq!(
+        get_as(&app.job_url(id), &format!("mojolicious={fresh}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Another user's session is untouched.
+    assert_eq!(
+        get_as(&app.job_url(id), &format!("mojolicious={OPS_COOKIE}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn postgres_the_python_traffic_ops_client_works_against_traffic_ops_mode() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    db.add_traffic_ops_user("renewer", "operations", Some(SCRYPT_HASH));
+    let id = db.insert_traffic_ops_job("ACME async job has started.");
+    let app = serve(db, |_| {}).await;
+    let Some(stdout) = crate::python_client::run_script(
+        &app,
+        &["renewer", SCRYPT_PASSWORD, &id.to_string(), "--traffic-ops"],
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(
+        stdout.contains("OK PENDING ACME async job has started."),
+        "{stdout}"
+    );
 }
