@@ -16,6 +16,7 @@ run: ## Build and start the service on SQLite (prints the URL and the first-run 
 	$(CARGO) run -p asyncstatus-api -- serve
 
 test: $(VENV)/.installed ## Every test, on SQLite and on PostgreSQL (a throwaway cluster unless ASYNCSTATUS_TEST_DATABASE_URL is set)
+	scripts/need-debian-package nginx nginx
 	ASYNCSTATUS_TEST_PYTHON=$(abspath $(PYTHON)) scripts/with-postgres scripts/run-tests
 
 lint: ## cargo fmt --check and clippy with warnings as errors

@@ -29,12 +29,7 @@ default_configuration() {
 release_build_and_tools() {
   log "cargo build --release -p asyncstatus-api"
   cargo build --release -p asyncstatus-api
-  if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk"
-    [[ $(id -u) == 0 ]] || die "wrk is missing; install it (apt-get install wrk) or run as root"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-  fi
+  "$LIB_ROOT/scripts/need-debian-package" wrk wrk || die "wrk is needed"
   local tool
   for tool in wrk "$@"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing"

@@ -871,3 +871,211 @@ async fn postgres_the_python_traffic_ops_client_works_against_traffic_ops_mode()
         "{stdout}"
     );
 }
+
+/// A stand-in for Traffic Ops behind nginx: HTTPS, answering every request with its method
+/// and path.
+fn traffic_ops_stand_in(cert: &std::path::Path, key: &std::path::Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(
+            |req: actix_web::HttpRequest| async move {
+                format!("traffic ops stand-in: {} {}", req.method(), req.path())
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen_rustls_0_23(listener, tls)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    port
+}
+
+/// A port free now on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx, killed when dropped.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_web::test]
+async fn postgres_the_documented_nginx_routes_job_paths_to_asyncstatus_and_the_rest_to_traffic_ops()
+{
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let id = db.insert_traffic_ops_job("DNSSEC refresh started");
+    let app = serve(db, |_| {}).await;
+    let (dir, cert, key) = crate::ops::self_signed();
+    let upstream = traffic_ops_stand_in(&cert, &key);
+    let port = free_port();
+    let documented = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/deploy/traffic-ops-nginx.conf"
+    ))
+    .unwrap();
+    let replace = |text: String, from: &str, to: String| {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "`{from}` once in the documented file"
+        );
+        text.replace(from, &to)
+    };
+    let site = replace(
+        documented,
+        "server 127.0.0.1:8080;",
+        format!("server 127.0.0.1:{};", app.port),
+    );
+    let site = replace(
+        site,
+        "server 127.0.0.1:8443;",
+        format!("server 127.0.0.1:{upstream};"),
+    );
+    let site = replace(
+        site,
+        "listen 443 ssl;",
+        format!("listen 127.0.0.1:{port} ssl;"),
+    );
+    let site = replace(
+        site,
+        "/etc/nginx/tls/trafficops.crt",
+        cert.display().to_string(),
+    );
+    let site = replace(
+        site,
+        "/etc/nginx/tls/trafficops.key",
+        key.display().to_string(),
+    );
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+             include {d}/site.conf; }}\n"
+        ),
+    )
+    .unwrap();
+    let nginx = std::process::Command::new("nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nginx runs (make test installs Debian's nginx package; see README)");
+    let _nginx = Nginx(nginx);
+    let https = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while https.get(format!("{base}/")).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx never answered: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cookie = format!("mojolicious={OPS_COOKIE}");
+    for path in [
+        format!("/api/4.0/async_status/{id}"),
+        format!("/api/5.0/async_status/{id}.json"),
+    ] {
+        let r = https
+            .get(format!("{base}{path}"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["response"]["message"], "DNSSEC refresh started",
+            "{path}"
+        );
+    }
+    let r = https
+        .get(format!("{base}/api/4.0/async_status"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_IMPLEMENTED,
+        "the list is asyncstatus' route"
+    );
+    for path in [
+        "/api/4.0/cdns",
+        "/api/4.0/async_statusx",
+        "/api/4.0/user/login",
+        "/",
+        "/api/5.0/servers/async_status",
+    ] {
+        let r = https.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(
+            r.text().await.unwrap(),
+            format!("traffic ops stand-in: GET {path}"),
+            "{path}"
+        );
+    }
+    // A long-poll passes through, and is answered when Traffic Ops finishes the job.
+    let url = format!("{base}/api/4.0/async_status/{id}");
+    let poll = actix_web::rt::spawn(async move {
+        https
+            .get(url)
+            .header(COOKIE, format!("mojolicious={OPS_COOKIE}"))
+            .header("Prefer", "wait=20")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    parked(&app, 1).await;
+    db_of(&app).update_traffic_ops_job(
+        id,
+        "SUCCEEDED",
+        "DNSSEC refresh completed successfully (1 keys were updated)",
+    );
+    let body = poll.await.unwrap();
+    assert_eq!(body["response"]["status"], "SUCCEEDED");
+    let _ = std::fs::remove_dir_all(dir);
+}
