@@ -164,6 +164,9 @@ def main():
         ("postgres", f"PostgreSQL {info.get('postgres_version', ['?'])[0]} "
                      "(throwaway cluster from scripts/with-postgres: fsync off)",
          "pgbench", "service/pgbench"),
+        ("traffic_ops", "Traffic Ops mode (database.layout = traffic_ops, same cluster): GET "
+                        "on Traffic Ops' table through a Traffic Ops mojolicious cookie",
+         "pgbench", "service/pgbench"),
         ("sqlite", "SQLite (temporary file)", "ping", "service/ping"),
     ]
     for backend, title, ceiling, ratio_label in sections:
@@ -193,7 +196,7 @@ def main():
             p(f"  other log lines: {lv} (in target/bench/service-{backend}.log)")
             for msg, n in notable.most_common(5):
                 p(f"    x{n}: {msg[:150]}")
-        if backend == "postgres":
+        if backend in ("postgres", "traffic_ops"):
             pg = [r for r in mine if r["kind"] == "pgbench"]
             samples = sum(r.get("samples", 0) for r in pg)
             p(f"  pgbench: p50/p99 from a 10% sample of its per-transaction log ({samples} "

@@ -2,6 +2,8 @@
 --
 --   wrk ... -s scripts/bench.lua URL -- job <max-id> <bearer-token>
 --       GET /api/4.0/async_status/{random id in 1..max-id} with Authorization: Bearer <token>
+--   wrk ... -s scripts/bench.lua URL -- tojob <max-id> <mojolicious-cookie>
+--       the same, authenticated by a Traffic Ops session cookie (database.layout = traffic_ops)
 --   wrk ... -s scripts/bench.lua URL -- ping
 --       GET /api/4.0/ping, no headers beyond wrk's own (the framework's ceiling)
 --   wrk ... -s scripts/bench.lua URL -- create <bearer-token>
@@ -21,6 +23,10 @@ function init(args)
     max_id = tonumber(args[2]) or error("bench.lua: job mode needs <max-id> <token>")
     wrk.headers["Authorization"] = "Bearer " .. (args[3] or error("bench.lua: no token"))
     math.randomseed(os.time())
+  elseif mode == "tojob" then
+    max_id = tonumber(args[2]) or error("bench.lua: tojob mode needs <max-id> <cookie>")
+    wrk.headers["Cookie"] = "mojolicious=" .. (args[3] or error("bench.lua: no cookie"))
+    math.randomseed(os.time())
   elseif mode == "ping" then
     ping_request = wrk.format("GET", "/api/4.0/ping")
   elseif mode == "create" then
@@ -34,7 +40,7 @@ function init(args)
 end
 
 function request()
-  if mode == "job" then
+  if mode == "job" or mode == "tojob" then
     return wrk.format("GET", "/api/4.0/async_status/" .. math.random(1, max_id))
   elseif mode == "create" then
     return create_request

@@ -82,11 +82,13 @@ BASE=""
 # start_service DATABASE_URL PREFIX: the service in the background (stdout and stderr in
 # PREFIX.stdout and PREFIX.stderr, the bootstrap admin's password $ADMIN_PASSWORD), waited for
 # until it answers ping on BASE.
+# SERVICE_ENV (an array of NAME=VALUE) adds to its environment.
+SERVICE_ENV=()
 start_service() {
   local url=$1 prefix=$2 port waited=0
   port=$(free_port)
   SERVICE_LOG=$prefix.stderr
-  ASYNCSTATUS__DATABASE__URL=$url \
+  env "${SERVICE_ENV[@]}" ASYNCSTATUS__DATABASE__URL=$url \
     ASYNCSTATUS__SERVER__PORT=$port \
     ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD=$ADMIN_PASSWORD \
     "$BIN" serve </dev/null >"$prefix.stdout" 2>"$SERVICE_LOG" &

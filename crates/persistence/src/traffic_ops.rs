@@ -284,6 +284,90 @@ impl Store {
         })
     }
 
+    /// Starts a job as Traffic Ops does: `PENDING` with `message`, `start_time` by the
+    /// table's default, committed at once. The job as stored.
+    pub fn create_traffic_ops_job(
+        &self,
+        message: Option<&str>,
+    ) -> Result<TrafficOpsJob, StoreError> {
+        let job: TrafficOpsJob = self.write(|conn| {
+            let DbConn::Postgres(pg) = conn else {
+                return Err(StoreError::Setup(
+                    "Traffic Ops' tables are on PostgreSQL only".into(),
+                ));
+            };
+            diesel::insert_into(async_status::table)
+                .values((
+                    async_status::status.eq("PENDING"),
+                    async_status::message.eq(message),
+                ))
+                .returning(JOB_COLUMNS)
+                .get_result(pg)
+                .map_err(StoreError::query("creating a Traffic Ops job"))
+        })?;
+        self.announce(crate::Change::Job(job.id));
+        Ok(job)
+    }
+
+    /// Updates a `PENDING` job as Traffic Ops does (status, message when given, and
+    /// `end_time = now()` when `status` finishes it), guarded: a job that has finished is not
+    /// changed (`Ok(Err(status))` says which it is), nor a missing one (`Ok(Ok(None))`).
+    pub fn update_traffic_ops_job(
+        &self,
+        id: i64,
+        status: &str,
+        message: Option<&str>,
+    ) -> Result<Result<Option<TrafficOpsJob>, String>, StoreError> {
+        let finishes = matches!(status, "SUCCEEDED" | "FAILED");
+        let outcome = self.write(|conn| {
+            let DbConn::Postgres(pg) = conn else {
+                return Err(StoreError::Setup(
+                    "Traffic Ops' tables are on PostgreSQL only".into(),
+                ));
+            };
+            let target = async_status::table
+                .find(id)
+                .filter(async_status::status.eq("PENDING"));
+            let end_time = diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >(if finishes { "now()" } else { "end_time" });
+            let updated: Option<TrafficOpsJob> = match message {
+                Some(m) => diesel::update(target)
+                    .set((
+                        async_status::status.eq(status),
+                        async_status::message.eq(m),
+                        async_status::end_time.eq(end_time),
+                    ))
+                    .returning(JOB_COLUMNS)
+                    .get_result(pg)
+                    .optional(),
+                None => diesel::update(target)
+                    .set((
+                        async_status::status.eq(status),
+                        async_status::end_time.eq(end_time),
+                    ))
+                    .returning(JOB_COLUMNS)
+                    .get_result(pg)
+                    .optional(),
+            }
+            .map_err(StoreError::query("updating a Traffic Ops job"))?;
+            if let Some(job) = updated {
+                return Ok(Ok(Some(job)));
+            }
+            let current: Option<String> = async_status::table
+                .find(id)
+                .select(async_status::status)
+                .first(pg)
+                .optional()
+                .map_err(StoreError::query("reading a Traffic Ops job"))?;
+            Ok(current.map_or(Ok(None), Err))
+        })?;
+        if let Ok(Some(job)) = &outcome {
+            self.announce(crate::Change::Job(job.id));
+        }
+        Ok(outcome)
+    }
+
     /// The Traffic Ops user `username` with its role, or `None` when there is no such user or
     /// it has no role (Traffic Ops joins the role, so such a user is "not found" there too).
     pub fn traffic_ops_user(&self, username: &str) -> Result<Option<TrafficOpsUser>, StoreError> {

@@ -68,6 +68,12 @@ impl ApiError {
         e.allow = Some(allow);
         e
     }
+    /// 405 with `Allow`, saying why.
+    pub fn method_not_allowed_because(method: &str, allow: &'static str, why: &str) -> Self {
+        let mut e = Self::method_not_allowed(method, allow);
+        e.text = format!("method {method} is not allowed here: {why}; allowed: {allow}");
+        e
+    }
     /// 404 for a path no route serves, in Traffic Ops' words.
     pub fn no_such_path(path: &str) -> Self {
         Self::not_found(format!("The requested path '{path}' does not exist."))

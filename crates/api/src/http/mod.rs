@@ -75,7 +75,8 @@ async fn version_not_implemented() -> Result<HttpResponse, ApiError> {
 }
 
 /// The routes of one API version with `database.layout = "traffic_ops"`: Traffic Ops' job
-/// route on its table; the rest of asyncstatus' surface answers 501 for now.
+/// route, the producer API and logins on its tables; the rest of asyncstatus' surface answers
+/// 501 for now.
 fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/ping", "GET").route(web::get().to(ops::ping)))
         .service(resource("/user/login", "POST").route(web::post().to(traffic_ops::login)))
@@ -84,7 +85,7 @@ fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/async_status", "GET, POST")
                 .route(web::get().to(traffic_ops::not_served))
-                .route(web::post().to(traffic_ops::not_served)),
+                .route(web::post().to(traffic_ops::create)),
         )
         .service(
             resource("/async_status/events", "GET").route(web::get().to(traffic_ops::not_served)),
@@ -92,8 +93,8 @@ fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/async_status/{id}", "GET, PUT, DELETE")
                 .route(web::get().to(traffic_ops::get))
-                .route(web::put().to(traffic_ops::not_served))
-                .route(web::delete().to(traffic_ops::not_served)),
+                .route(web::put().to(traffic_ops::update))
+                .route(web::delete().to(traffic_ops::delete)),
         )
         .service(
             resource("/async_status/{id}/cancel", "POST")

@@ -281,13 +281,7 @@ pub async fn get(
         return Ok(builder.finish());
     }
     let answer = Answer {
-        response: JobJson {
-            id: job.id,
-            status: &job.status,
-            start_time: go_rfc3339_nano(job.start_time),
-            end_time: job.end_time.map(go_rfc3339_nano),
-            message: job.message.as_deref(),
-        },
+        response: job_json(&job),
     };
     Ok(json_with(builder, &answer))
 }
@@ -320,6 +314,184 @@ async fn wait_for_final(
             return Ok(job);
         }
     }
+}
+
+/// The body keys of asyncstatus' producer API that Traffic Ops' table has no column for.
+const NO_COLUMN_KEYS: [&str; 6] = [
+    "kind",
+    "labels",
+    "key",
+    "timeout",
+    "heartbeat_timeout",
+    "progress",
+];
+
+/// The `message` (and, with `status`, the status) of a producer's body on Traffic Ops' table:
+/// an object; a key this layout cannot store is refused, naming it.
+fn producer_body(
+    body: &[u8],
+    empty_ok: bool,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let value: serde_json::Value = if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(ApiError::not_json)?
+    };
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    };
+    if let Some(key) = NO_COLUMN_KEYS
+        .iter()
+        .find(|k| map.get(**k).is_some_and(|v| !v.is_null()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "'{key}' cannot be stored with database.layout = \"traffic_ops\": Traffic Ops' \
+             async_status table has id, status, message, start_time and end_time only"
+        )));
+    }
+    Ok(map)
+}
+
+/// The optional string `key` of a producer's body, validated as a message.
+fn text_of(
+    map: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<String>, ApiError> {
+    match map.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => {
+            asyncstatus_domain::validate_message(text)
+                .map_err(|e| ApiError::bad_request(format!("'{key}': {e}")))?;
+            Ok(Some(text.clone()))
+        }
+        Some(_) => Err(ApiError::bad_request(format!("'{key}': expected a string"))),
+    }
+}
+
+/// The answer to a producer: the job in Traffic Ops' format, with an alert.
+fn job_answer(
+    state: &AppState,
+    mut builder: actix_web::HttpResponseBuilder,
+    job: &TrafficOpsJob,
+    alert: Alert,
+) -> HttpResponse {
+    #[derive(Serialize)]
+    struct WithAlert<'a> {
+        alerts: [Alert; 1],
+        response: JobJson<'a>,
+    }
+    builder.insert_header(ETag(etag(job)));
+    if !job.is_final() {
+        builder.insert_header((
+            RETRY_AFTER,
+            asyncstatus_auth::whole_seconds_up(state.settings.jobs.poll_hint),
+        ));
+    }
+    json_with(
+        builder,
+        &WithAlert {
+            alerts: [alert],
+            response: job_json(job),
+        },
+    )
+}
+
+fn job_json(job: &TrafficOpsJob) -> JobJson<'_> {
+    JobJson {
+        id: job.id,
+        status: &job.status,
+        start_time: go_rfc3339_nano(job.start_time),
+        end_time: job.end_time.map(go_rfc3339_nano),
+        message: job.message.as_deref(),
+    }
+}
+
+/// `POST async_status` on Traffic Ops' table: a job Traffic Ops shows too, started as Traffic
+/// Ops starts its own (`PENDING`, the message, `start_time` by default). 202 with `Location`.
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: TrafficOpsAuthenticated,
+    version: crate::http::extract::ApiVersion,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_CREATE])?;
+    let body = crate::http::extract::read_body(&req, payload, state.settings.server.max_body_bytes)
+        .await?;
+    let map = producer_body(&body, true)?;
+    let message = text_of(&map, "message")?;
+    let job = state
+        .db
+        .run(move |store| store.create_traffic_ops_job(message.as_deref()))
+        .await?;
+    let mut builder = HttpResponse::Accepted();
+    builder.insert_header((
+        actix_web::http::header::LOCATION,
+        format!("/api/{}/async_status/{}", version.0, job.id),
+    ));
+    let alert = Alert::success(format!(
+        "Async job {} created. See /api/{}/async_status/{} for its status.",
+        job.id, version.0, job.id
+    ));
+    Ok(job_answer(&state, builder, &job, alert))
+}
+
+/// `PUT async_status/{id}` on Traffic Ops' table: `PENDING` → `PENDING` (a new message),
+/// `SUCCEEDED` or `FAILED` (`end_time` set). Unlike Traffic Ops' own writes, a finished job
+/// is not changed (409), so that of two producers racing to finish it exactly one wins.
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: TrafficOpsAuthenticated,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Permission::ASYNC_STATUS_UPDATE])?;
+    let id = asyncstatus_domain::list::parse_int(&id).ok_or_else(|| {
+        ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
+    })?;
+    let body = crate::http::extract::read_body(&req, payload, state.settings.server.max_body_bytes)
+        .await?;
+    let map = producer_body(&body, false)?;
+    let status =
+        text_of(&map, "status")?.ok_or_else(|| ApiError::bad_request("'status' is required"))?;
+    let status: asyncstatus_domain::JobStatus = status
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("'status': {e}")))?;
+    let message = text_of(&map, "message")?;
+    let outcome = state
+        .db
+        .run(move |store| store.update_traffic_ops_job(id, status.as_str(), message.as_deref()))
+        .await?;
+    match outcome {
+        Ok(Some(job)) => {
+            let text = if job.is_final() {
+                format!("Async job {} finished as {}.", job.id, job.status)
+            } else {
+                format!("Async job {} updated.", job.id)
+            };
+            Ok(job_answer(
+                &state,
+                HttpResponse::Ok(),
+                &job,
+                Alert::success(text),
+            ))
+        }
+        Ok(None) => Err(ApiError::not_found(NOT_FOUND)),
+        Err(current) => Err(ApiError::conflict(format!(
+            "async status is already {current} and can no longer be changed"
+        ))),
+    }
+}
+
+/// `DELETE async_status/{id}`: Traffic Ops never deletes its jobs, and neither does
+/// asyncstatus in this layout.
+pub async fn delete(_auth: TrafficOpsAuthenticated) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed_because(
+        "DELETE",
+        "GET, PUT",
+        "Traffic Ops never deletes its jobs, and asyncstatus does not with database.layout = \"traffic_ops\"",
+    ))
 }
 
 /// `POST user/login` with Traffic Ops' users: the password is checked against the user's

@@ -538,9 +538,7 @@ async fn postgres_a_whole_run_leaves_traffic_ops_schema_as_it_was() {
         StatusCode::OK
     );
     for (method, path) in [
-        (reqwest::Method::POST, "/async_status"),
         (reqwest::Method::GET, "/async_status"),
-        (reqwest::Method::PUT, "/async_status/1"),
         (reqwest::Method::GET, "/user/current"),
         (reqwest::Method::GET, "/async_status/events"),
     ] {
@@ -1078,4 +1076,144 @@ async fn postgres_the_documented_nginx_routes_job_paths_to_asyncstatus_and_the_r
     let body = poll.await.unwrap();
     assert_eq!(body["response"]["status"], "SUCCEEDED");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[actix_web::test]
+async fn postgres_producers_write_traffic_ops_table_as_traffic_ops_does() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    // Traffic Ops has no such permissions; an operator grants them to a role of its own.
+    db.execute_sql(
+        "INSERT INTO role_capability (role_id, cap_name) SELECT id, c FROM role, \
+         (VALUES ('ASYNC-STATUS:CREATE'), ('ASYNC-STATUS:UPDATE')) AS v (c) WHERE name = 'operations'",
+    );
+    let app = serve(db, |_| {}).await;
+    let client = reqwest::Client::new();
+    let ops = format!("mojolicious={OPS_COOKIE}");
+    let r = client
+        .post(app.api("/async_status"))
+        .header(COOKIE, &ops)
+        .json(&json!({"message": "ACME async job has started."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    let id = body["response"]["id"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/4.0/async_status/{id}"));
+    assert_eq!(
+        body["response"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["id", "message", "start_time", "status"]
+    );
+    // Stored as Traffic Ops stores its own, and read back by the Traffic Ops route.
+    let stored = app.store.traffic_ops_job(id).unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.status.as_str(),
+            stored.message.as_deref(),
+            stored.end_time
+        ),
+        ("PENDING", Some("ACME async job has started."), None)
+    );
+    // A long-poll on it is woken at once by the producer's update (no poll_interval).
+    let url = app.job_url(id);
+    let cookie = ops.clone();
+    let poll = actix_web::rt::spawn(async move {
+        let r = reqwest::Client::new()
+            .get(url)
+            .header(COOKIE, cookie)
+            .header("Prefer", "wait=30")
+            .send()
+            .await
+            .unwrap();
+        (Instant::now(), r.json::<Value>().await.unwrap())
+    });
+    parked(&app, 1).await;
+    let put = |body: Value| {
+        client
+            .put(app.job_url(id))
+            .header(COOKIE, &ops)
+            .json(&body)
+            .send()
+    };
+    let r = put(json!({"status": "PENDING", "message": "1 of 2 certificates renewed"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = put(json!({"status": "SUCCEEDED", "message": "ACME renewal complete."}))
+        .await
+        .unwrap();
+    let finished = Instant::now();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["response"]["status"], "SUCCEEDED");
+    assert!(body["response"]["end_time"].is_string());
+    let (answered, polled) = poll.await.unwrap();
+    assert_eq!(polled["response"]["status"], "SUCCEEDED");
+    assert!(
+        answered - finished < Duration::from_millis(500),
+        "woken {:?} after",
+        answered - finished
+    );
+    let stored = app.store.traffic_ops_job(id).unwrap().unwrap();
+    assert!(stored.end_time.is_some());
+    // Finished: no further change, and Traffic Ops' jobs are never deleted.
+    assert_alert(
+        put(json!({"status": "FAILED"})).await.unwrap(),
+        StatusCode::CONFLICT,
+        "async status is already SUCCEEDED and can no longer be changed",
+    )
+    .await;
+    let r = client
+        .delete(app.job_url(id))
+        .header(COOKIE, &ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET, PUT");
+    // What the table cannot hold is refused, naming it; so are bad values and missing jobs.
+    let r = client
+        .post(app.api("/async_status"))
+        .header(COOKIE, &ops)
+        .json(&json!({"message": "x", "kind": "acme.renew"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let text = r.json::<Value>().await.unwrap()["alerts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.starts_with("'kind' cannot be stored"), "{text}");
+    let r = put(json!({"status": "DONE"})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = client
+        .put(app.job_url(id + 1000))
+        .header(COOKIE, &ops)
+        .json(&json!({"status": "FAILED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_alert(r, StatusCode::NOT_FOUND, "Not Found").await;
+    // A role without the permission: Traffic Ops' text.
+    let reader = format!("mojolicious={}", to_cookie("reader", FAR));
+    let r = client
+        .post(app.api("/async_status"))
+        .header(COOKIE, reader)
+        .send()
+        .await
+        .unwrap();
+    assert_alert(
+        r,
+        StatusCode::FORBIDDEN,
+        "missing required Permissions: ASYNC-STATUS:CREATE",
+    )
+    .await;
 }
