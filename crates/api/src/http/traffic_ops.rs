@@ -105,6 +105,14 @@ impl FromRequest for TrafficOpsAuthenticated {
                 .clone()
                 .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
             let credential = credential(&req).ok_or_else(no_credential)?;
+            // A write a browser makes with its cookies from another site is refused, as in
+            // asyncstatus' own layout (Traffic Ops does not check; its cookies are SameSite
+            // unset). A Bearer token is never sent by a browser on its own.
+            if !matches!(credential, Credential::Bearer(_))
+                && crate::http::csrf::guarded(req.method())
+            {
+                crate::http::csrf::refuse_cross_site(&req, &state.settings)?;
+            }
             let now = Utc::now().timestamp();
             // The signatures and the cache are CPU only; a miss reads the user.
             let verified: Verified = auth.verify(&credential, now)?;

@@ -1202,6 +1202,24 @@ async fn postgres_producers_write_traffic_ops_table_as_traffic_ops_does() {
         .await
         .unwrap();
     assert_alert(r, StatusCode::NOT_FOUND, "Not Found").await;
+    // A browser's cookie write from another site is refused; the same with a Bearer token
+    // is not a browser's.
+    let r = client
+        .post(app.api("/async_status"))
+        .header(COOKIE, &ops)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = client
+        .post(app.api("/async_status"))
+        .bearer_auth(OPS_ACCESS_TOKEN)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
     // A role without the permission: Traffic Ops' text.
     let reader = format!("mojolicious={}", to_cookie("reader", FAR));
     let r = client
