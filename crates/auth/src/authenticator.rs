@@ -32,6 +32,45 @@ pub struct AuthSettings {
     pub login_max_delay: Duration,
 }
 
+/// The password check every login makes, whichever table its users are in: the throttle is
+/// asked first; `verify(hash, password)` runs on the user's stored hash, or on a dummy one when
+/// there is no such user or it has no password, so that every attempt costs one derivation;
+/// the user is accepted when the password matches its own hash and `may_log_in` holds.
+/// Unknown user, no or wrong password, and a user that may not log in all give
+/// `BadCredentials`, and the failure is recorded; a success clears the failures.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn checked_login<U>(
+    throttle: &LoginThrottle,
+    username: &str,
+    password: &str,
+    addr: Option<IpAddr>,
+    find: impl FnOnce() -> Result<Option<U>, asyncstatus_persistence::StoreError>,
+    hash_of: impl Fn(&U) -> Option<&str>,
+    may_log_in: impl Fn(&U) -> bool,
+    verify: impl Fn(&str, &str) -> bool,
+) -> Result<U, AuthError> {
+    if username.is_empty() || password.is_empty() {
+        return Err(AuthError::MissingCredentials);
+    }
+    let started = Instant::now();
+    throttle
+        .check(username, addr, started)
+        .map_err(|retry_after| AuthError::Throttled { retry_after })?;
+    let user = find()?;
+    let hash = user.as_ref().and_then(&hash_of);
+    let matches = verify(hash.unwrap_or(DUMMY_HASH), password);
+    match user {
+        Some(user) if matches && hash_of(&user).is_some() && may_log_in(&user) => {
+            throttle.record_success(username, addr);
+            Ok(user)
+        }
+        _ => {
+            throttle.record_failure(username, addr, started);
+            Err(AuthError::BadCredentials)
+        }
+    }
+}
+
 impl AuthSettings {
     /// The login throttle's policy of these settings.
     pub fn throttle_policy(&self) -> ThrottlePolicy {
@@ -121,35 +160,22 @@ impl Authenticator {
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<LoggedIn, AuthError> {
-        if username.is_empty() || password.is_empty() {
-            return Err(AuthError::MissingCredentials);
-        }
-        let started = Instant::now();
-        self.throttle
-            .check(username, addr, started)
-            .map_err(|retry_after| AuthError::Throttled { retry_after })?;
-        let user = self.store.find_user(username)?;
-        let hash = user
-            .as_ref()
-            .and_then(|u| u.password_hash.as_deref())
-            .unwrap_or(DUMMY_HASH);
-        if let Err(e) = check_hash(hash) {
-            // It matches nothing (and costs one normal derivation, like any failure).
-            tracing::warn!(user = %username, problem = %e, "stored password hash refused");
-        }
-        let matches = verify_password(password, hash);
-        let user = match user {
-            Some(user)
-                if matches && user.password_hash.is_some() && user.role != DISALLOWED_ROLE =>
-            {
-                user
-            }
-            _ => {
-                self.throttle.record_failure(username, addr, started);
-                return Err(AuthError::BadCredentials);
-            }
-        };
-        self.throttle.record_success(username, addr);
+        let user = checked_login(
+            &self.throttle,
+            username,
+            password,
+            addr,
+            || self.store.find_user(username),
+            |u| u.password_hash.as_deref(),
+            |u| u.role != DISALLOWED_ROLE,
+            |hash, password| {
+                if let Err(e) = check_hash(hash) {
+                    // It matches nothing (and costs one normal derivation, like any failure).
+                    tracing::warn!(user = %username, problem = %e, "stored password hash refused");
+                }
+                verify_password(password, hash)
+            },
+        )?;
         let now = now_micros();
         self.store.record_login(user.id, now)?;
         let (token, claims) = self.tokens.issue(&user.username, user.id, now)?;

@@ -194,34 +194,23 @@ impl TrafficOpsAuthenticator {
         addr: Option<IpAddr>,
         now: i64,
     ) -> Result<TrafficOpsLogin, AuthError> {
-        if username.is_empty() || password.is_empty() {
-            return Err(AuthError::MissingCredentials);
-        }
-        let started = Instant::now();
-        self.check_throttle(username, addr)?;
-        let user = self.store.traffic_ops_user(username)?;
-        let hash = user
-            .as_ref()
-            .and_then(|u| u.local_passwd.as_deref())
-            .unwrap_or(DUMMY_HASH);
-        let matches = verify_traffic_ops_password(hash, password).unwrap_or_else(|e| {
-            tracing::warn!(user = %username, problem = %e, "stored Traffic Ops password hash refused");
-            // It matches nothing, and costs one normal derivation, like any failure.
-            let _ = verify_traffic_ops_password(DUMMY_HASH, password);
-            false
-        });
-        let user = match user {
-            Some(user)
-                if matches && user.local_passwd.is_some() && user.role != DISALLOWED_ROLE =>
-            {
-                user
-            }
-            _ => {
-                self.throttle.record_failure(username, addr, started);
-                return Err(AuthError::BadCredentials);
-            }
-        };
-        self.throttle.record_success(username, addr);
+        let user = crate::authenticator::checked_login(
+            &self.throttle,
+            username,
+            password,
+            addr,
+            || self.store.traffic_ops_user(username),
+            |u| u.local_passwd.as_deref(),
+            |u| u.role != DISALLOWED_ROLE,
+            |hash, password| {
+                verify_traffic_ops_password(hash, password).unwrap_or_else(|e| {
+                    tracing::warn!(user = %username, problem = %e, "stored Traffic Ops password hash refused");
+                    // It matches nothing, and costs one normal derivation, like any failure.
+                    let _ = verify_traffic_ops_password(DUMMY_HASH, password);
+                    false
+                })
+            },
+        )?;
         let (mojolicious, expires) =
             self.cookie_for(&user.username, now, LOGIN_SECONDS, &user.revoked);
         let access_token = make_access_token(&mojolicious, expires, self.secret.expose_secret())

@@ -52,6 +52,50 @@ pub fn not_modified(req: &HttpRequest, job: &AsyncStatus) -> bool {
     }
 }
 
+/// A job's read for a `GET` that may long-poll (`wait`, from [`prefer_wait`]): without a
+/// wait, `load` once; with one, `load` again each time the job's waiters are woken (a change
+/// by this replica, the change feed, or a re-read), until `done` holds for the job read, the
+/// wait passes, or the server stops. The read is registered before each load, so a change
+/// between the load and the wait still wakes it. Past `jobs.max_waiters` (or the user's
+/// `jobs.max_waiters_per_user`) the preference is ignored and the job read at once. The job,
+/// and the wait to announce in `Preference-Applied` (`None` when it was ignored).
+pub async fn read_or_wait<J, L, Fut>(
+    state: &crate::state::AppState,
+    user: &asyncstatus_auth::Principal,
+    id: i64,
+    wait: Option<Duration>,
+    load: L,
+    mut done: impl FnMut(&J) -> bool,
+) -> Result<(J, Option<Duration>), ApiError>
+where
+    L: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<J, ApiError>>,
+{
+    let Some(time) = wait.filter(|t| !t.is_zero()) else {
+        return Ok((load().await?, wait));
+    };
+    let Some(subscription) = state.waiters.subscribe(id, user.user_id) else {
+        tracing::info!(
+            user = %user.username,
+            waiters = state.waiters.len(),
+            "long-poll cap reached (jobs.max_waiters, jobs.max_waiters_per_user); answering at once"
+        );
+        return Ok((load().await?, None));
+    };
+    let deadline = tokio::time::Instant::now() + time;
+    loop {
+        let mut changed = std::pin::pin!(subscription.notify().notified());
+        changed.as_mut().enable();
+        let job = load().await?;
+        if done(&job) || state.waiters.is_stopping() {
+            return Ok((job, wait));
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Ok((job, wait));
+        }
+    }
+}
+
 /// `If-None-Match` against `ours`: `None` without the header, else whether one of its items
 /// is `*` or a tag weakly equal to `ours`.
 pub fn none_match(req: &HttpRequest, ours: &EntityTag) -> Option<bool> {

@@ -343,24 +343,21 @@ pub async fn get(
     // state finally answered.
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let id = parse_id(&id)?;
-    let mut wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
-    let job = match wait {
-        Some(time) if !time.is_zero() => {
-            match state.waiters.subscribe(id, auth.principal.user_id) {
-                Some(subscription) => wait_for_final(&state, subscription, id, time).await?,
-                None => {
-                    tracing::info!(
-                        user = %auth.principal.username,
-                        waiters = state.waiters.len(),
-                        "long-poll cap reached (jobs.max_waiters, jobs.max_waiters_per_user); answering at once"
-                    );
-                    wait = None;
-                    load(&state, id).await?
-                }
-            }
-        }
-        _ => load(&state, id).await?,
-    };
+    let wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
+    // Held until the job is final or someone asks to cancel it.
+    let mut cancel_seen = None;
+    let (job, wait) = conditional::read_or_wait(
+        &state,
+        &auth.principal,
+        id,
+        wait,
+        || load(&state, id),
+        |job: &AsyncStatus| {
+            let asked = *cancel_seen.get_or_insert(job.cancel_requested) != job.cancel_requested;
+            job.status.is_final() || asked
+        },
+    )
+    .await?;
     let unchanged = conditional::not_modified(&req, &job);
     let mut builder = if unchanged {
         HttpResponse::NotModified()
@@ -378,31 +375,6 @@ pub async fn get(
         return Ok(builder.finish());
     }
     Ok(job_response(&state, builder, &job, None))
-}
-
-/// The job once it is final or someone asks to cancel it, or as it is when `wait` has passed
-/// (or the server stops).
-async fn wait_for_final(
-    state: &web::Data<AppState>,
-    subscription: crate::waiters::Subscription,
-    id: i64,
-    wait: std::time::Duration,
-) -> Result<AsyncStatus, ApiError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut cancel_seen = None;
-    loop {
-        // Registered before the read, so a change between the read and the wait still wakes us.
-        let mut changed = std::pin::pin!(subscription.notify().notified());
-        changed.as_mut().enable();
-        let job = load(state, id).await?;
-        let cancel_asked = *cancel_seen.get_or_insert(job.cancel_requested) != job.cancel_requested;
-        if job.status.is_final() || cancel_asked || state.waiters.is_stopping() {
-            return Ok(job);
-        }
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            return Ok(job);
-        }
-    }
 }
 
 /// Bytes of a list answer kept for the envelope around the jobs (alert, summary).

@@ -248,23 +248,18 @@ pub async fn get(
         .ok_or_else(|| {
             ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
         })?;
-    let mut wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
-    let job = match wait {
-        Some(time) if !time.is_zero() => {
-            match state.waiters.subscribe(id, auth.principal.user_id) {
-                Some(subscription) => wait_for_final(&state, subscription, id, time).await?,
-                None => {
-                    tracing::info!(
-                        user = %auth.principal.username,
-                        "long-poll cap reached (jobs.max_waiters, jobs.max_waiters_per_user); answering at once"
-                    );
-                    wait = None;
-                    load(&state, id).await?
-                }
-            }
-        }
-        _ => load(&state, id).await?,
-    };
+    let wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
+    // Woken by this replica's writes at once, by Traffic Ops' within
+    // `traffic_ops.poll_interval` (see `crate::traffic_ops::poll_waited`).
+    let (job, wait) = conditional::read_or_wait(
+        &state,
+        &auth.principal,
+        id,
+        wait,
+        || load(&state, id),
+        TrafficOpsJob::is_final,
+    )
+    .await?;
     let tag = etag(&job);
     let unchanged = conditional::none_match(&req, &tag).unwrap_or(false);
     let mut builder = if unchanged {
@@ -300,28 +295,6 @@ async fn load(state: &web::Data<AppState>, id: i64) -> Result<TrafficOpsJob, Api
         .run(move |store| store.traffic_ops_job(id))
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
-}
-
-/// The job once it is final, or as it is when `wait` has passed (or the server stops). The
-/// waiter is woken by [`crate::traffic_ops::poll_waited`].
-async fn wait_for_final(
-    state: &web::Data<AppState>,
-    subscription: crate::waiters::Subscription,
-    id: i64,
-    wait: std::time::Duration,
-) -> Result<TrafficOpsJob, ApiError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let mut changed = std::pin::pin!(subscription.notify().notified());
-        changed.as_mut().enable();
-        let job = load(state, id).await?;
-        if job.is_final() || state.waiters.is_stopping() {
-            return Ok(job);
-        }
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            return Ok(job);
-        }
-    }
 }
 
 /// The body keys of asyncstatus' producer API that Traffic Ops' table has no column for.
