@@ -88,9 +88,9 @@ start_service() {
   local url=$1 prefix=$2 port waited=0
   port=$(free_port)
   SERVICE_LOG=$prefix.stderr
-  env "${SERVICE_ENV[@]}" ASYNCSTATUS__DATABASE__URL=$url \
-    ASYNCSTATUS__SERVER__PORT=$port \
-    ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD=$ADMIN_PASSWORD \
+  env ${SERVICE_ENV[@]+"${SERVICE_ENV[@]}"} "ASYNCSTATUS__DATABASE__URL=$url" \
+    "ASYNCSTATUS__SERVER__PORT=$port" \
+    "ASYNCSTATUS__BOOTSTRAP__ADMIN_PASSWORD=$ADMIN_PASSWORD" \
     "$BIN" serve </dev/null >"$prefix.stdout" 2>"$SERVICE_LOG" &
   SERVICE_PID=$!
   BASE=http://127.0.0.1:$port

@@ -22,6 +22,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     request_timeout: Duration,
     reads: Arc<JobReads>,
+    traffic_ops_reads: Arc<JobReads<asyncstatus_persistence::TrafficOpsJob>>,
 }
 
 impl Db {
@@ -33,6 +34,7 @@ impl Db {
                 slots: Arc::new(Semaphore::new(slots)),
                 request_timeout,
                 reads: Arc::default(),
+                traffic_ops_reads: Arc::default(),
             }),
         }
     }
@@ -92,6 +94,24 @@ impl Db {
             .job(id, move |ids| {
                 let db = db.clone();
                 async move { db.run(move |store| store.get_jobs(&ids)).await }
+            })
+            .await
+    }
+}
+
+impl Db {
+    /// The Traffic Ops job `id` (`database.layout = "traffic_ops"`), read together with the
+    /// other reads waiting now, as [`Db::job`].
+    pub async fn traffic_ops_job(
+        &self,
+        id: i64,
+    ) -> Result<Option<asyncstatus_persistence::TrafficOpsJob>, ApiError> {
+        let db = self.clone();
+        self.inner
+            .traffic_ops_reads
+            .job(id, move |ids| {
+                let db = db.clone();
+                async move { db.run(move |store| store.traffic_ops_jobs(&ids)).await }
             })
             .await
     }

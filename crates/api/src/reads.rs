@@ -13,22 +13,48 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use asyncstatus_domain::AsyncStatus;
+use asyncstatus_persistence::TrafficOpsJob;
 use tokio::sync::oneshot;
 
 use crate::http::error::ApiError;
 
-type Answer = oneshot::Sender<Result<Option<AsyncStatus>, ApiError>>;
+/// A job as one layout reads it: asyncstatus' own, or a row of Traffic Ops' table.
+pub trait Job: Clone + 'static {
+    fn id(&self) -> i64;
+}
+
+impl Job for AsyncStatus {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl Job for TrafficOpsJob {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+type Answer<J> = oneshot::Sender<Result<Option<J>, ApiError>>;
 
 /// The queue of job reads waiting for the next lookup.
-#[derive(Default)]
-pub struct JobReads {
-    queue: Mutex<Vec<(i64, Answer)>>,
+pub struct JobReads<J = AsyncStatus> {
+    queue: Mutex<Vec<(i64, Answer<J>)>>,
     /// True while a task is draining the queue.
     draining: AtomicBool,
 }
 
-impl JobReads {
-    fn take(&self) -> Vec<(i64, Answer)> {
+impl<J> Default for JobReads<J> {
+    fn default() -> Self {
+        JobReads {
+            queue: Mutex::default(),
+            draining: AtomicBool::default(),
+        }
+    }
+}
+
+impl<J: Job> JobReads<J> {
+    fn take(&self) -> Vec<(i64, Answer<J>)> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -40,16 +66,12 @@ impl JobReads {
     }
 }
 
-impl JobReads {
+impl<J: Job> JobReads<J> {
     /// The job `id`, read together with the other reads waiting now; `lookup` reads a batch.
-    pub async fn job<L, F>(
-        self: &Arc<Self>,
-        id: i64,
-        lookup: L,
-    ) -> Result<Option<AsyncStatus>, ApiError>
+    pub async fn job<L, F>(self: &Arc<Self>, id: i64, lookup: L) -> Result<Option<J>, ApiError>
     where
         L: Fn(Vec<i64>) -> F + 'static,
-        F: Future<Output = Result<Vec<AsyncStatus>, ApiError>> + 'static,
+        F: Future<Output = Result<Vec<J>, ApiError>> + 'static,
     {
         let (answer, answered) = oneshot::channel();
         self.queue
@@ -68,12 +90,12 @@ impl JobReads {
 /// Clears `draining` if the drain task is dropped mid-batch (its worker stopped), so that the
 /// next read starts another drain instead of queueing behind one that no longer runs. The
 /// reads of the dropped batch get an error at once: their answers' senders are dropped.
-struct DrainGuard<'a> {
-    reads: &'a JobReads,
+struct DrainGuard<'a, J> {
+    reads: &'a JobReads<J>,
     armed: bool,
 }
 
-impl Drop for DrainGuard<'_> {
+impl<J> Drop for DrainGuard<'_, J> {
     fn drop(&mut self) {
         if self.armed {
             self.reads.draining.store(false, Ordering::Release);
@@ -82,10 +104,10 @@ impl Drop for DrainGuard<'_> {
 }
 
 /// Looks up what is queued, batch after batch, until the queue stays empty.
-async fn drain<L, F>(reads: Arc<JobReads>, lookup: L)
+async fn drain<J: Job, L, F>(reads: Arc<JobReads<J>>, lookup: L)
 where
     L: Fn(Vec<i64>) -> F,
-    F: Future<Output = Result<Vec<AsyncStatus>, ApiError>>,
+    F: Future<Output = Result<Vec<J>, ApiError>>,
 {
     let reads = &*reads;
     let mut guard = DrainGuard { reads, armed: true };
@@ -107,7 +129,7 @@ where
         let found = lookup(ids).await;
         for (id, answer) in batch {
             let reply = match &found {
-                Ok(jobs) => Ok(jobs.iter().find(|j| j.id == id).cloned()),
+                Ok(jobs) => Ok(jobs.iter().find(|j| j.id() == id).cloned()),
                 Err(e) => Err(e.clone()),
             };
             // The asker may have gone (client hung up): nothing to do.
@@ -122,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_dropped_drain_lets_the_next_read_start_another() {
-        let reads = JobReads::default();
+        let reads = JobReads::<AsyncStatus>::default();
         reads.draining.store(true, Ordering::Release);
         drop(DrainGuard {
             reads: &reads,

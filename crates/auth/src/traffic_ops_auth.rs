@@ -95,7 +95,9 @@ pub fn all_credentials_of<'a>(
 pub struct Verified {
     /// The username the cookie names.
     pub username: String,
-    /// The `mojolicious` value that was verified (the one inside an access token, for one).
+    /// The `mojolicious` value verified (the one inside an access token, for one), as
+    /// Traffic Ops makes it for its user and expiry (one spelling for every spelling of its
+    /// signature that verifies).
     pub mojolicious: String,
     /// The access token the request carried, if that was its credential.
     pub access_token: Option<String>,
@@ -147,11 +149,20 @@ pub struct TrafficOpsAuthenticator {
     role_based: bool,
     throttle: LoginThrottle,
     cache_ttl: Duration,
-    /// Principals by username, trusted for `cache_ttl` (as Traffic Ops' own
+    /// Principals by username (and when each user last logged out here), trusted for
+    /// `cache_ttl` (as Traffic Ops' own
     /// `user_cache_refresh_interval_sec` serves users from memory). By username, not by
     /// cookie: every answer issues a new cookie, so a cache by cookie would grow with the
     /// request rate; by username it is bounded by Traffic Ops' users.
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: RwLock<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    users: HashMap<String, Cached>,
+    /// When each user's latest logout here committed: a user read that started before it
+    /// may hold the revocations of before it, and is not cached but read again.
+    logouts: HashMap<String, Instant>,
 }
 
 impl TrafficOpsAuthenticator {
@@ -170,7 +181,7 @@ impl TrafficOpsAuthenticator {
             role_based,
             throttle,
             cache_ttl,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(Cache::default()),
         }
     }
 
@@ -203,12 +214,16 @@ impl TrafficOpsAuthenticator {
             |u| u.local_passwd.as_deref(),
             |u| u.role != DISALLOWED_ROLE,
             |hash, password| {
-                verify_traffic_ops_password(hash, password).unwrap_or_else(|e| {
+                let matches = verify_traffic_ops_password(hash, password).unwrap_or_else(|e| {
                     tracing::warn!(user = %username, problem = %e, "stored Traffic Ops password hash refused");
-                    // It matches nothing, and costs one normal derivation, like any failure.
-                    let _ = verify_traffic_ops_password(DUMMY_HASH, password);
                     false
-                })
+                });
+                // Every failure costs one derivation: a legacy SHA-1 hash, or one refused,
+                // costs none of its own, and would tell such accounts apart by their speed.
+                if !matches && !hash.starts_with("SCRYPT:") {
+                    let _ = verify_traffic_ops_password(DUMMY_HASH, password);
+                }
+                matches
             },
         )?;
         let (mojolicious, expires) =
@@ -237,10 +252,11 @@ impl TrafficOpsAuthenticator {
                 &cookie_digest(&verified.mojolicious),
                 expires,
             )?;
-            self.cache
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&verified.username);
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            cache.users.remove(&verified.username);
+            cache
+                .logouts
+                .insert(verified.username.clone(), Instant::now());
         }
         Ok(())
     }
@@ -249,7 +265,7 @@ impl TrafficOpsAuthenticator {
     /// Ops' 401 text.
     pub fn verify(&self, credential: &Credential, now: i64) -> Result<Verified, AuthError> {
         let secret = self.secret.expose_secret();
-        let (mojolicious, token) = match credential {
+        let (presented, token) = match credential {
             Credential::Bearer(jwt) | Credential::AccessTokenCookie(jwt) => {
                 let inner = access_token::verify_access_token(jwt, secret).map_err(|e| {
                     tracing::debug!(error = %e, "access_token refused");
@@ -259,13 +275,17 @@ impl TrafficOpsAuthenticator {
             }
             Credential::Mojolicious(value) => (value.clone(), None),
         };
-        let parsed = cookie::parse(&mojolicious, secret, now).map_err(|e| {
+        let parsed = cookie::parse(&presented, secret, now).map_err(|e| {
             tracing::debug!(error = %e, "mojolicious cookie refused");
             AuthError::SessionRefused(e.unauthorized_text())
         })?;
+        // The value made for this user and expiry: spellings of one signature (its hex in
+        // either case, anything before the last dash) verify alike and are one cookie, which a
+        // logout refuses whichever was presented.
+        let canonical = cookie::make(&parsed.auth_data, parsed.expires, secret);
         Ok(Verified {
             username: parsed.auth_data,
-            mojolicious,
+            mojolicious: canonical,
             access_token: token,
             expires: parsed.expires,
         })
@@ -279,6 +299,7 @@ impl TrafficOpsAuthenticator {
         }
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
         let hit = cache
+            .users
             .get(&verified.username)
             .filter(|hit| hit.loaded.elapsed() < self.cache_ttl)
             // A revoked cookie is refused by `load`, which reads the database.
@@ -296,35 +317,50 @@ impl TrafficOpsAuthenticator {
     /// Reads the user of a verified session: it must exist and have a role, and its cookie
     /// must not predate a logout at asyncstatus. Cached for `cache_ttl`.
     pub fn load(&self, verified: Verified) -> Result<TrafficOpsSession, AuthError> {
-        let user = self
-            .store
-            .traffic_ops_user(&verified.username)?
-            .ok_or_else(|| AuthError::SessionRefused(USER_NOT_FOUND.to_owned()))?;
-        if user.revoked.contains(&cookie_digest(&verified.mojolicious)) {
-            return Err(no_credential());
-        }
-        let revoked: Arc<[String]> = user.revoked.clone().into();
-        let principal = Arc::new(self.principal_of(user));
-        if !self.cache_ttl.is_zero() {
-            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= CACHE_SWEEP_AT {
-                let ttl = self.cache_ttl;
-                cache.retain(|_, c| c.loaded.elapsed() < ttl);
+        loop {
+            let started = Instant::now();
+            let user = self
+                .store
+                .traffic_ops_user(&verified.username)?
+                .ok_or_else(|| AuthError::SessionRefused(USER_NOT_FOUND.to_owned()))?;
+            if user.revoked.contains(&cookie_digest(&verified.mojolicious)) {
+                return Err(no_credential());
             }
-            cache.insert(
-                verified.username.clone(),
-                Cached {
-                    principal: principal.clone(),
-                    revoked: revoked.clone(),
-                    loaded: Instant::now(),
-                },
-            );
+            let revoked: Arc<[String]> = user.revoked.clone().into();
+            let principal = Arc::new(self.principal_of(user));
+            // Checked and cached under the lock a logout takes to note itself, so that a read
+            // from before a logout is never cached after it.
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            if cache
+                .logouts
+                .get(&verified.username)
+                .is_some_and(|at| *at >= started)
+            {
+                continue;
+            }
+            if !self.cache_ttl.is_zero() {
+                let ttl = self.cache_ttl;
+                if cache.users.len() >= CACHE_SWEEP_AT {
+                    cache.users.retain(|_, c| c.loaded.elapsed() < ttl);
+                }
+                if cache.logouts.len() >= CACHE_SWEEP_AT {
+                    cache.logouts.retain(|_, at| at.elapsed() < ttl);
+                }
+                cache.users.insert(
+                    verified.username.clone(),
+                    Cached {
+                        principal: principal.clone(),
+                        revoked: revoked.clone(),
+                        loaded: Instant::now(),
+                    },
+                );
+            }
+            return Ok(TrafficOpsSession {
+                principal,
+                revoked,
+                verified,
+            });
         }
-        Ok(TrafficOpsSession {
-            principal,
-            revoked,
-            verified,
-        })
     }
 
     /// The principal of a Traffic Ops user under this instance's permission rule.

@@ -292,7 +292,7 @@ pub async fn get(
 async fn load(state: &web::Data<AppState>, id: i64) -> Result<TrafficOpsJob, ApiError> {
     state
         .db
-        .run(move |store| store.traffic_ops_job(id))
+        .traffic_ops_job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }

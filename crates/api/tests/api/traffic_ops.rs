@@ -818,9 +818,14 @@ async fn postgres_a_logout_refuses_the_users_earlier_cookies_at_asyncstatus() {
     );
     // Every credential the logout presented is refused here, and the login's cookie with the
     // token that holds it.
+    // Another spelling of the same signature is the same cookie.
+    let (payload, signature) = refreshed.split_once("--").unwrap();
+    let shouted = format!("mojolicious={payload}--{}", signature.to_uppercase());
+    assert_ne!(shouted, format!("mojolicious={refreshed}"));
     for refused in [
         cookie,
         format!("mojolicious={refreshed}"),
+        shouted,
         format!("access_token={token}"),
     ] {
         assert_alert(
@@ -987,7 +992,12 @@ async fn postgres_the_documented_nginx_routes_job_paths_to_asyncstatus_and_the_r
         ),
     )
     .unwrap();
-    let nginx = std::process::Command::new("nginx")
+    // Debian's nginx is in /usr/sbin, outside a user's PATH.
+    let bin = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
+        .unwrap_or("nginx");
+    let nginx = std::process::Command::new(bin)
         .arg("-p")
         .arg(&dir)
         .arg("-c")
@@ -1053,6 +1063,13 @@ async fn postgres_the_documented_nginx_routes_job_paths_to_asyncstatus_and_the_r
             "{path}"
         );
     }
+    // The logout is asyncstatus' (it refuses the cookies it is shown from then on).
+    let r = https
+        .post(format!("{base}/api/4.0/user/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_alert(r, StatusCode::UNAUTHORIZED, "unauthorized, please log in.").await;
     // A long-poll passes through, and is answered when Traffic Ops finishes the job.
     let url = format!("{base}/api/4.0/async_status/{id}");
     let poll = actix_web::rt::spawn(async move {
