@@ -365,6 +365,18 @@ impl Cursor {
 }
 
 impl ListQuery {
+    /// [`ListQuery::cursor_after`] for a query ordered by id, from the last job's id alone (a
+    /// job of Traffic Ops' table is no [`AsyncStatus`]).
+    pub fn id_cursor_after(&self, last_id: i64) -> String {
+        let sort_order = match self.sort_order {
+            SortOrder::Asc => "a",
+            SortOrder::Desc => "d",
+        };
+        let status = self.status.map_or("-", |s| &s.as_str()[..1]);
+        let id = self.id.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        URL_SAFE_NO_PAD.encode(format!("1|i|{sort_order}|{status}|{id}|-|{last_id}"))
+    }
+
     /// The cursor (`summary.next`) of the page after `last`, the last job of a page of this
     /// query.
     pub fn cursor_after(&self, last: &AsyncStatus) -> String {

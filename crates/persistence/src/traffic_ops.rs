@@ -284,6 +284,35 @@ impl Store {
         })
     }
 
+    /// A page of Traffic Ops' jobs along the primary key, the only index its table has: after
+    /// the id `after` (in `descending` order, before it), at most `limit`, only the job `id`
+    /// when given. Cheap at any size: one index range scan of `limit` rows.
+    pub fn list_traffic_ops_jobs(
+        &self,
+        id: Option<i64>,
+        after: Option<i64>,
+        descending: bool,
+        limit: i64,
+    ) -> Result<Vec<TrafficOpsJob>, StoreError> {
+        self.read_traffic_ops("listing Traffic Ops jobs", |pg| {
+            let mut query = async_status::table.select(JOB_COLUMNS).into_boxed();
+            if let Some(id) = id {
+                query = query.filter(async_status::id.eq(id));
+            }
+            query = match (after, descending) {
+                (Some(after), false) => query.filter(async_status::id.gt(after)),
+                (Some(after), true) => query.filter(async_status::id.lt(after)),
+                (None, _) => query,
+            };
+            query = if descending {
+                query.order(async_status::id.desc())
+            } else {
+                query.order(async_status::id.asc())
+            };
+            query.limit(limit).load(pg)
+        })
+    }
+
     /// Starts a job as Traffic Ops does: `PENDING` with `message`, `start_time` by the
     /// table's default, committed at once. The job as stored.
     pub fn create_traffic_ops_job(

@@ -84,7 +84,7 @@ fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/user/current", "GET").route(web::get().to(traffic_ops::not_served)))
         .service(
             resource("/async_status", "GET, POST")
-                .route(web::get().to(traffic_ops::not_served))
+                .route(web::get().to(traffic_ops::list))
                 .route(web::post().to(traffic_ops::create)),
         )
         .service(

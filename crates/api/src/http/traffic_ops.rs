@@ -297,6 +297,74 @@ async fn load(state: &web::Data<AppState>, id: i64) -> Result<TrafficOpsJob, Api
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))
 }
 
+/// `GET async_status` on Traffic Ops' table: its jobs by id (`sortOrder`, `limit` up to
+/// `jobs.max_page`, `cursor` for the next page, `id`), in Traffic Ops' format. Traffic Ops'
+/// table is indexed by id only, and none may be added, so what would scan it — a filter on
+/// another column, another order, `offset`/`page`, the count of matches — is refused with 400
+/// naming the parameter; a page is one index range of `limit` rows at any size.
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: TrafficOpsAuthenticated,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    use asyncstatus_domain::list::{OrderBy, SortOrder};
+    auth.require(&[Permission::ASYNC_STATUS_READ])?;
+    let query = crate::http::jobs::list_query(req.query_string())?;
+    let scans = [
+        ("status", query.status.is_some()),
+        ("orderby", query.order_by != OrderBy::Id),
+        ("offset", query.offset != 0),
+        ("kind", query.kind.is_some()),
+        ("created_by", query.created_by.is_some()),
+        ("label", !query.labels.is_empty()),
+        ("newerThan", query.newer_than.is_some()),
+        ("olderThan", query.older_than.is_some()),
+    ];
+    if let Some((name, _)) = scans.iter().find(|(_, given)| *given) {
+        return Err(ApiError::bad_request(format!(
+            "query parameter '{name}' is not available with database.layout = \"traffic_ops\": \
+             Traffic Ops' async_status table is indexed by id only (list by id, with limit, \
+             sortOrder and cursor)"
+        )));
+    }
+    let max_page = state.settings.jobs.max_page;
+    let limit = query.limit.unwrap_or(max_page);
+    if limit > max_page {
+        return Err(ApiError::bad_request(format!(
+            "query parameter 'limit' must be at most {max_page} (jobs.max_page)"
+        )));
+    }
+    let descending = query.sort_order == SortOrder::Desc;
+    let (id, after) = (query.id, query.after.map(|a| a.id));
+    let mut jobs = state
+        .db
+        .run(move |store| store.list_traffic_ops_jobs(id, after, descending, limit + 1))
+        .await?;
+    let more = jobs.len() as i64 > limit;
+    jobs.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = jobs
+        .last()
+        .filter(|_| more)
+        .map(|last| query.id_cursor_after(last.id));
+    #[derive(Serialize)]
+    struct Next {
+        next: String,
+    }
+    #[derive(Serialize)]
+    struct Page<'a> {
+        response: Vec<JobJson<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        summary: Option<Next>,
+    }
+    Ok(json_with(
+        HttpResponse::Ok(),
+        &Page {
+            response: jobs.iter().map(job_json).collect(),
+            summary: next.map(|next| Next { next }),
+        },
+    ))
+}
+
 /// The body keys of asyncstatus' producer API that Traffic Ops' table has no column for.
 const NO_COLUMN_KEYS: [&str; 6] = [
     "kind",

@@ -526,10 +526,16 @@ async fn postgres_a_whole_run_leaves_traffic_ops_schema_as_it_was() {
     let Some(db) = traffic_ops_database() else {
         return;
     };
+    db.add_traffic_ops_user("renewer", "admin", Some(SCRYPT_HASH));
     let before = db.schema_dump("public");
     let id = db.insert_traffic_ops_job("started");
+    let stuck = db.insert_traffic_ops_job("abandoned");
+    db.execute_sql(&format!(
+        "UPDATE async_status SET start_time = now() - interval '1 day' WHERE id = {stuck}"
+    ));
     let app = serve(db, |s| {
-        s.traffic_ops.fail_stuck_after = Duration::from_secs(60)
+        s.traffic_ops.fail_stuck_after = Duration::from_secs(60);
+        s.jobs.reaper_interval = Duration::from_millis(200);
     })
     .await;
     let cookie = format!("mojolicious={OPS_COOKIE}");
@@ -537,8 +543,71 @@ async fn postgres_a_whole_run_leaves_traffic_ops_schema_as_it_was() {
         get_as(&app.job_url(id), &cookie).await.status(),
         StatusCode::OK
     );
+    // Every route this layout serves, once: login, the producer API, the list, a long-poll
+    // woken by a write, the stuck-job sweep, logout.
+    let jar = crate::helpers::cookie_client();
+    assert_eq!(
+        login(&app, &jar, "renewer", SCRYPT_PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    let r = jar
+        .post(app.api("/async_status"))
+        .json(&json!({"message": "m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let made = r.json::<Value>().await.unwrap()["response"]["id"]
+        .as_i64()
+        .unwrap();
+    let poll = {
+        let (jar, url) = (jar.clone(), app.job_url(made));
+        actix_web::rt::spawn(async move {
+            jar.get(url)
+                .header("Prefer", "wait=20")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    parked(&app, 1).await;
+    let r = jar
+        .put(app.job_url(made))
+        .json(&json!({"status": "SUCCEEDED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(poll.await.unwrap(), StatusCode::OK);
+    assert_eq!(
+        jar.get(app.api("/async_status?limit=10"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app
+        .store
+        .traffic_ops_job(stuck)
+        .unwrap()
+        .unwrap()
+        .is_final()
+    {
+        assert!(Instant::now() < deadline, "the stuck job was never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        jar.post(app.api("/user/logout"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     for (method, path) in [
-        (reqwest::Method::GET, "/async_status"),
         (reqwest::Method::GET, "/user/current"),
         (reqwest::Method::GET, "/async_status/events"),
     ] {
@@ -1044,11 +1113,8 @@ async fn postgres_the_documented_nginx_routes_job_paths_to_asyncstatus_and_the_r
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::NOT_IMPLEMENTED,
-        "the list is asyncstatus' route"
-    );
+    assert_eq!(r.status(), StatusCode::OK, "the list is asyncstatus' route");
+    assert!(r.json::<Value>().await.unwrap()["response"].is_array());
     for path in [
         "/api/4.0/cdns",
         "/api/4.0/async_statusx",
@@ -1251,4 +1317,89 @@ async fn postgres_producers_write_traffic_ops_table_as_traffic_ops_does() {
         "missing required Permissions: ASYNC-STATUS:CREATE",
     )
     .await;
+}
+
+#[actix_web::test]
+async fn postgres_the_list_pages_traffic_ops_jobs_by_id_and_refuses_what_would_scan() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    let ids: Vec<i64> = (0..5)
+        .map(|n| db.insert_traffic_ops_job(&format!("job {n}")))
+        .collect();
+    db.execute_sql(&format!(
+        "UPDATE async_status SET message = NULL WHERE id = {}",
+        ids[1]
+    ));
+    let app = serve(db, |_| {}).await;
+    let cookie = format!("mojolicious={OPS_COOKIE}");
+    let page = |query: String| {
+        let url = format!("{}?{query}", app.api("/async_status"));
+        let cookie = cookie.clone();
+        async move { get_as(&url, &cookie).await }
+    };
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let r = page(query.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{query}");
+        let body: Value = r.json().await.unwrap();
+        let jobs = body["response"].as_array().unwrap();
+        assert!(jobs.len() <= 2);
+        for job in jobs {
+            seen.push(job["id"].as_i64().unwrap());
+            if job["id"] == ids[1] {
+                assert!(
+                    job.get("message").is_none(),
+                    "a NULL message is omitted: {job}"
+                );
+            }
+        }
+        match body["summary"]["next"].as_str() {
+            Some(next) => query = format!("cursor={next}&limit=2"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every job once, by id");
+    let body: Value = page("sortOrder=desc&limit=3".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let desc: Vec<i64> = body["response"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(desc, [ids[4], ids[3], ids[2]]);
+    let body: Value = page(format!("id={}", ids[2])).await.json().await.unwrap();
+    assert_eq!(body["response"].as_array().unwrap().len(), 1);
+    assert!(body.get("summary").is_none());
+    for (query, name) in [
+        ("status=PENDING", "status"),
+        ("orderby=start_time", "orderby"),
+        ("offset=2&limit=2", "offset"),
+        ("newerThan=2026-01-01T00:00:00Z", "newerThan"),
+        ("label=cdn:cdn1", "label"),
+    ] {
+        let r = page(query.into()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        let text = r.json::<Value>().await.unwrap()["alerts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            text.starts_with(&format!("query parameter '{name}' is not available")),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        page("limit=1001".into()).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        page("cursor=garbage".into()).await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
