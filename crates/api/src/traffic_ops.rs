@@ -159,6 +159,8 @@ mod tests {
             message: None,
             start_time: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
             end_time: None,
+            start_offset: 0,
+            end_offset: None,
         }
     }
 

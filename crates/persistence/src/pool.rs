@@ -112,6 +112,10 @@ pub(crate) struct Conn {
 pub(crate) struct Manager {
     backend: Backend,
     target: String,
+    /// Whether PostgreSQL sessions are set to UTC: asyncstatus' own layout, whose times are all
+    /// UTC. On a Traffic Ops database the session keeps the server's default zone, in whose
+    /// offset Traffic Ops shows its times.
+    utc: bool,
 }
 
 /// r2d2 needs `std::error::Error` on the manager's error type.
@@ -127,7 +131,7 @@ impl r2d2::ManageConnection for Manager {
         let (conn, init) = match self.backend {
             Backend::Postgres => (
                 PgConnection::establish(&self.target).map(DbConn::Postgres),
-                PG_INIT,
+                if self.utc { PG_INIT } else { PG_INIT_SESSION_ZONE },
             ),
             Backend::Sqlite => (
                 SqliteConnection::establish(&self.target).map(DbConn::Sqlite),
@@ -155,6 +159,9 @@ impl r2d2::ManageConnection for Manager {
 }
 
 const PG_INIT: &str = "SET TIME ZONE 'UTC'";
+/// diesel sets every PostgreSQL session to UTC when it connects; back to the session's own
+/// default (the database's, the role's or the server's), as Traffic Ops' sessions have it.
+const PG_INIT_SESSION_ZONE: &str = "RESET timezone";
 /// `busy_timeout` first, so that what follows waits for a lock another process holds (a new
 /// file's switch to WAL may still be refused at once; the pool then connects again).
 /// [`SQLITE_BUSY_MS`] is the same timeout.
@@ -222,7 +229,11 @@ impl Counters {
 
 /// Opens the pool. For SQLite the file and its folder are created. One connection is made
 /// at once so that a wrong URL, a refused connection or a missing database is reported now.
-pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, StoreError> {
+pub(crate) fn open(
+    url: &DatabaseUrl,
+    options: &PoolOptions,
+    layout: crate::Layout,
+) -> Result<Pool, StoreError> {
     let target = match url {
         DatabaseUrl::Sqlite(path) => {
             let target = path.to_str().ok_or_else(|| {
@@ -238,6 +249,7 @@ pub(crate) fn open(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, Sto
     let manager = Manager {
         backend: url.backend(),
         target,
+        utc: layout == crate::Layout::Asyncstatus,
     };
     // One connection first, outside the pool and its checkout timeout: a wrong URL, a refused
     // connection or a missing database is reported at once with its cause, and a slow first

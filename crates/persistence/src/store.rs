@@ -51,7 +51,7 @@ impl Store {
             ));
         }
         Ok(Store {
-            pool: pool::open(url, options)?,
+            pool: pool::open(url, options, layout)?,
             counters: Default::default(),
             changes: Default::default(),
             url: url.clone(),

@@ -198,6 +198,16 @@ impl TestDatabase {
         .expect("opening a Traffic Ops store on the test database")
     }
 
+    /// Sets the default time zone of this database's new sessions (`ALTER DATABASE … SET
+    /// timezone`), in which Traffic Ops shows its times.
+    pub fn set_session_time_zone(&self, zone: &str) {
+        self.execute_sql(&format!(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET timezone TO %L', \
+             current_database(), '{}'); END $$",
+            zone.replace('\'', "''")
+        ));
+    }
+
     /// Adds a Traffic Ops user of the seeded role `role` (in the root tenant) with the
     /// `local_passwd` hash given, as Traffic Ops' user creation stores it.
     pub fn add_traffic_ops_user(&self, username: &str, role: &str, local_passwd: Option<&str>) {

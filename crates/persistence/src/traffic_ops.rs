@@ -68,7 +68,9 @@ pub const MAX_REVOKED_PER_USER: i64 = 1000;
 /// The Traffic Ops tables asyncstatus needs in this layout; start-up names those missing.
 pub const TRAFFIC_OPS_TABLES: [&str; 4] = ["async_status", "tm_user", "role", "role_capability"];
 
-/// A row of Traffic Ops' `async_status`, as it is stored (its status is Traffic Ops' text).
+/// A row of Traffic Ops' `async_status`, as it is stored (its status is Traffic Ops' text),
+/// with the UTC offset of each time in the database session's zone (the server's default),
+/// in which Traffic Ops shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct TrafficOpsJob {
     pub id: i64,
@@ -76,6 +78,10 @@ pub struct TrafficOpsJob {
     pub message: Option<String>,
     pub start_time: DateTime<Utc>,
     pub end_time: Option<DateTime<Utc>>,
+    /// Seconds east of UTC of `start_time` in the session's zone.
+    pub start_offset: i32,
+    /// Seconds east of UTC of `end_time` in the session's zone.
+    pub end_offset: Option<i32>,
 }
 
 impl TrafficOpsJob {
@@ -102,6 +108,11 @@ pub struct TrafficOpsUser {
     pub revoked: Vec<String>,
 }
 
+/// `EXTRACT(timezone FROM t)`: the offset of `t` in the session's zone, in seconds.
+type Offset = diesel::expression::SqlLiteral<diesel::sql_types::Integer>;
+type NullableOffset =
+    diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Integer>>;
+
 /// The columns a job is read with, in [`TrafficOpsJob`]'s order.
 type JobColumns = (
     async_status::id,
@@ -109,14 +120,21 @@ type JobColumns = (
     async_status::message,
     async_status::start_time,
     async_status::end_time,
+    Offset,
+    NullableOffset,
 );
-const JOB_COLUMNS: JobColumns = (
-    async_status::id,
-    async_status::status,
-    async_status::message,
-    async_status::start_time,
-    async_status::end_time,
-);
+
+fn job_columns() -> JobColumns {
+    (
+        async_status::id,
+        async_status::status,
+        async_status::message,
+        async_status::start_time,
+        async_status::end_time,
+        diesel::dsl::sql("EXTRACT(timezone FROM async_status.start_time)::integer"),
+        diesel::dsl::sql("EXTRACT(timezone FROM async_status.end_time)::integer"),
+    )
+}
 
 /// At most this many ids are read in one statement (PostgreSQL binds an array as one
 /// parameter, so this only bounds each answer).
@@ -186,7 +204,7 @@ impl Store {
         self.read_traffic_ops("reading a Traffic Ops job", |pg| {
             async_status::table
                 .find(id)
-                .select(JOB_COLUMNS)
+                .select(job_columns())
                 .first(pg)
                 .optional()
         })
@@ -200,7 +218,7 @@ impl Store {
             jobs.extend(self.read_traffic_ops("reading Traffic Ops jobs", |pg| {
                 async_status::table
                     .filter(async_status::id.eq_any(chunk))
-                    .select(JOB_COLUMNS)
+                    .select(job_columns())
                     .load::<TrafficOpsJob>(pg)
             })?);
         }
@@ -255,7 +273,7 @@ impl Store {
             let ids: Vec<i64> = failed.iter().map(|f| f.id).collect();
             let jobs = async_status::table
                 .filter(async_status::id.eq_any(&ids))
-                .select(JOB_COLUMNS)
+                .select(job_columns())
                 .load(pg)
                 .map_err(StoreError::query("reading failed Traffic Ops jobs"))?;
             Ok(jobs)
@@ -295,7 +313,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<TrafficOpsJob>, StoreError> {
         self.read_traffic_ops("listing Traffic Ops jobs", |pg| {
-            let mut query = async_status::table.select(JOB_COLUMNS).into_boxed();
+            let mut query = async_status::table.select(job_columns()).into_boxed();
             if let Some(id) = id {
                 query = query.filter(async_status::id.eq(id));
             }
@@ -330,7 +348,7 @@ impl Store {
                     async_status::status.eq("PENDING"),
                     async_status::message.eq(message),
                 ))
-                .returning(JOB_COLUMNS)
+                .returning(job_columns())
                 .get_result(pg)
                 .map_err(StoreError::query("creating a Traffic Ops job"))
         })?;
@@ -367,7 +385,7 @@ impl Store {
                         async_status::message.eq(m),
                         async_status::end_time.eq(end_time),
                     ))
-                    .returning(JOB_COLUMNS)
+                    .returning(job_columns())
                     .get_result(pg)
                     .optional(),
                 None => diesel::update(target)
@@ -375,7 +393,7 @@ impl Store {
                         async_status::status.eq(status),
                         async_status::end_time.eq(end_time),
                     ))
-                    .returning(JOB_COLUMNS)
+                    .returning(job_columns())
                     .get_result(pg)
                     .optional(),
             }

@@ -16,7 +16,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{ETag, EntityTag, AUTHORIZATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
 
@@ -180,17 +180,30 @@ pub fn refresh_cookies(refresh: &TrafficOpsRefresh) -> Vec<Cookie<'static>> {
     cookies
 }
 
-/// A time as Go's `time.RFC3339Nano` writes it: the fraction's trailing zeros trimmed (none
-/// when it is zero), in UTC (`Z`), as Traffic Ops shows it under a UTC database session.
-pub fn go_rfc3339_nano(time: DateTime<Utc>) -> String {
-    let whole = time.to_rfc3339_opts(SecondsFormat::Secs, true);
+/// A time as Go's `time.RFC3339Nano` writes it: in the zone whose offset is `offset` seconds
+/// east of UTC (`Z` for UTC, else `±hh:mm`), the fraction's trailing zeros trimmed (none when
+/// it is zero) — as Traffic Ops shows a time of its database session's zone.
+pub fn go_rfc3339_nano(time: DateTime<Utc>, offset: i32) -> String {
+    use chrono::Offset;
+    // PostgreSQL's offsets are within ±16 h; anything else is shown in UTC.
+    let (zone, offset) = match chrono::FixedOffset::east_opt(offset) {
+        Some(zone) => (zone, offset),
+        None => (Utc.fix(), 0),
+    };
+    let local = time.with_timezone(&zone);
+    let whole = local.format("%Y-%m-%dT%H:%M:%S").to_string();
     let nanos = time.timestamp_subsec_nanos();
-    if nanos == 0 {
-        return whole;
-    }
-    let fraction = format!("{nanos:09}");
-    let fraction = fraction.trim_end_matches('0');
-    format!("{}.{fraction}Z", whole.trim_end_matches('Z'))
+    let fraction = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{}", format!("{nanos:09}").trim_end_matches('0'))
+    };
+    let suffix = if offset == 0 {
+        "Z".to_owned()
+    } else {
+        local.format("%:z").to_string()
+    };
+    format!("{whole}{fraction}{suffix}")
 }
 
 /// A job as Traffic Ops' `tc.AsyncStatus` serializes: `end_time` and `message` omitted when
@@ -449,8 +462,10 @@ fn job_json(job: &TrafficOpsJob) -> JobJson<'_> {
     JobJson {
         id: job.id,
         status: &job.status,
-        start_time: go_rfc3339_nano(job.start_time),
-        end_time: job.end_time.map(go_rfc3339_nano),
+        start_time: go_rfc3339_nano(job.start_time, job.start_offset),
+        end_time: job
+            .end_time
+            .map(|end| go_rfc3339_nano(end, job.end_offset.unwrap_or(job.start_offset))),
         message: job.message.as_deref(),
     }
 }
@@ -654,21 +669,34 @@ mod tests {
     fn times_read_as_go_writes_rfc3339_nano() {
         let at = |secs, nanos| Utc.timestamp_opt(secs, nanos).unwrap();
         assert_eq!(
-            go_rfc3339_nano(at(1_613_668_436, 0)),
+            go_rfc3339_nano(at(1_613_668_436, 0), 0),
             "2021-02-18T17:13:56Z"
         );
         assert_eq!(
-            go_rfc3339_nano(at(1_613_668_436, 302_620_000)),
+            go_rfc3339_nano(at(1_613_668_436, 302_620_000), 0),
             "2021-02-18T17:13:56.30262Z"
         );
         assert_eq!(
-            go_rfc3339_nano(at(1_613_668_436, 352_261_000)),
+            go_rfc3339_nano(at(1_613_668_436, 352_261_000), 0),
             "2021-02-18T17:13:56.352261Z"
         );
         assert_eq!(
-            go_rfc3339_nano(at(1_613_668_436, 100_000_000)),
+            go_rfc3339_nano(at(1_613_668_436, 100_000_000), 0),
             "2021-02-18T17:13:56.1Z"
         );
-        assert_eq!(go_rfc3339_nano(at(0, 1)), "1970-01-01T00:00:00.000000001Z");
+        assert_eq!(
+            go_rfc3339_nano(at(0, 1), 0),
+            "1970-01-01T00:00:00.000000001Z"
+        );
+        // In a session of America/New_York, as Traffic Ops shows it (verified there).
+        assert_eq!(
+            go_rfc3339_nano(at(1_613_668_436, 302_620_000), -5 * 3600),
+            "2021-02-18T12:13:56.30262-05:00"
+        );
+        assert_eq!(
+            go_rfc3339_nano(at(1_613_668_436, 0), 5 * 3600 + 1800),
+            "2021-02-18T22:43:56+05:30"
+        );
+        assert_eq!(go_rfc3339_nano(at(0, 0), 100_000), "1970-01-01T00:00:00Z");
     }
 }

@@ -92,6 +92,8 @@ fn cookie_set(r: &Response, name: &str) -> Option<(String, String)> {
 /// whose role was removed.
 fn traffic_ops_database() -> Option<TestDatabase> {
     let db = TestDatabase::traffic_ops()?;
+    // Whatever the test cluster's default: the times of these tests read in UTC.
+    db.set_session_time_zone("UTC");
     db.add_traffic_ops_user("ops", "operations", None);
     db.add_traffic_ops_user("admin", "admin", None);
     db.add_traffic_ops_user("reader", "read-only", None);
@@ -1402,4 +1404,29 @@ async fn postgres_the_list_pages_traffic_ops_jobs_by_id_and_refuses_what_would_s
         page("cursor=garbage".into()).await.status(),
         StatusCode::BAD_REQUEST
     );
+}
+
+#[actix_web::test]
+async fn postgres_times_read_in_the_database_sessions_zone_as_traffic_ops_shows_them() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    db.set_session_time_zone("America/New_York");
+    let winter = db.insert_traffic_ops_job("winter");
+    db.execute_sql(&format!(
+        "UPDATE async_status SET start_time = '2021-02-18T17:13:56.30262Z', \
+         end_time = '2021-07-01T12:00:00Z', status = 'SUCCEEDED' WHERE id = {winter}"
+    ));
+    let app = serve(db, |_| {}).await;
+    let body: Value = get_as(&app.job_url(winter), &format!("mojolicious={OPS_COOKIE}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Standard time in February, daylight saving time in July: each time its own offset.
+    assert_eq!(
+        body["response"]["start_time"],
+        "2021-02-18T12:13:56.30262-05:00"
+    );
+    assert_eq!(body["response"]["end_time"], "2021-07-01T08:00:00-04:00");
 }
