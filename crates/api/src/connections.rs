@@ -74,7 +74,7 @@ retry-after: 1\r\n\
 connection: close\r\n\
 content-length: 141\r\n\
 \r\n\
-{\"alerts\":[{\"level\":\"error\",\"text\":\"too many connections from your address (server.max_connections_per_client); close some and try again\"}]}\n";
+{\"alerts\":[{\"text\":\"too many connections from your address (server.max_connections_per_client); close some and try again\",\"level\":\"error\"}]}\n";
 
 impl ClientConnections {
     pub fn new(max_per_client: usize, exempt: Vec<IpNet>) -> Arc<Self> {

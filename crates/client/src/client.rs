@@ -1055,7 +1055,7 @@ mod tests {
         let answer = Answer {
             status: StatusCode::CONFLICT,
             headers: HeaderMap::new(),
-            body: br#"{"alerts":[{"level":"error","text":"async status is already SUCCEEDED and can no longer be changed"}]}"#.to_vec(),
+            body: br#"{"alerts":[{"text":"async status is already SUCCEEDED and can no longer be changed","level":"error"}]}"#.to_vec(),
         };
         let error = api_error("PUT", "http://h/api/4.0/async_status/1", &answer);
         assert_eq!(

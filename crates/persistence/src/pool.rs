@@ -131,7 +131,11 @@ impl r2d2::ManageConnection for Manager {
         let (conn, init) = match self.backend {
             Backend::Postgres => (
                 PgConnection::establish(&self.target).map(DbConn::Postgres),
-                if self.utc { PG_INIT } else { PG_INIT_SESSION_ZONE },
+                if self.utc {
+                    PG_INIT
+                } else {
+                    PG_INIT_SESSION_ZONE
+                },
             ),
             Backend::Sqlite => (
                 SqliteConnection::establish(&self.target).map(DbConn::Sqlite),

@@ -972,7 +972,7 @@ mod schemas {
         alerts: Alerts,
     }
 
-    /// Every error: `{"alerts":[{"level":"error","text":"<message>"}]}`.
+    /// Every error: `{"alerts":[{"text":"<message>","level":"error"}]}`.
     #[derive(Serialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub(super) struct ErrorEnvelope {

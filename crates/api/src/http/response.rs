@@ -29,14 +29,14 @@ pub enum Level {
     Error,
 }
 
-/// One alert: `{"level": "...", "text": "..."}`.
+/// One alert: `{"text": "...", "level": "..."}`, in the order Traffic Ops writes them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 // `deny_unknown_fields` here and below: the schema's `additionalProperties: false`.
 #[serde(deny_unknown_fields)]
 pub struct Alert {
+    pub text: String,
     #[schema(value_type = AlertLevel)]
     pub level: Level,
-    pub text: String,
 }
 
 impl Alert {
@@ -209,7 +209,7 @@ pub fn json_with(builder: HttpResponseBuilder, body: &impl Serialize) -> HttpRes
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::error!(error = %e, "serializing a response body");
-            br#"{"alerts":[{"level":"error","text":"Internal Server Error"}]}"#.to_vec()
+            br#"{"alerts":[{"text":"Internal Server Error","level":"error"}]}"#.to_vec()
         }
     };
     bytes.push(b'\n');

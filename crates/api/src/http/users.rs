@@ -66,7 +66,7 @@ pub(crate) struct LoginBody {
     responses(
         (
             status = 200,
-            description = r#"Logged in: `{"alerts":[{"level":"success","text":"Successfully logged in."}]}`."#,
+            description = r#"Logged in: `{"alerts":[{"text":"Successfully logged in.","level":"success"}]}`."#,
             body = AlertsEnvelope,
             headers(("Set-Cookie" = SetCookieLogin)),
         ),
@@ -183,7 +183,7 @@ pub(crate) async fn login_request(
     responses(
         (
             status = 200,
-            description = r#"Logged out: `{"alerts":[{"level":"success","text":"You are logged out."}]}`."#,
+            description = r#"Logged out: `{"alerts":[{"text":"You are logged out.","level":"success"}]}`."#,
             body = AlertsEnvelope,
             headers(("Set-Cookie" = SetCookieLogout)),
         ),

@@ -349,7 +349,7 @@ pub fn token_of(r: &Response) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// Asserts an error answer: status and `{"alerts":[{"level":"error","text":TEXT}]}` exactly.
+/// Asserts an error answer: status and `{"alerts":[{"text":TEXT,"level":"error"}]}` exactly.
 pub async fn assert_alert(r: Response, status: StatusCode, text: &str) {
     assert_eq!(r.status(), status, "status for {}", r.url());
     assert_eq!(

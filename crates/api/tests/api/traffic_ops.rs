@@ -251,7 +251,12 @@ async fn postgres_a_traffic_ops_cookie_reads_a_traffic_ops_job_as_traffic_ops_an
     // Missing, and not an id: Traffic Ops' texts; the session is refreshed on both.
     let missing = get_as(&app.job_url(id + 1000), &cookie).await;
     assert!(cookie_set(&missing, "mojolicious").is_some());
-    assert_alert(missing, StatusCode::NOT_FOUND, "Not Found").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.text().await.unwrap(),
+        "{\"alerts\":[{\"text\":\"Not Found\",\"level\":\"error\"}]}\n",
+        "Traffic Ops' bytes, keys in its order"
+    );
     assert_alert(
         get_as(&app.job_url("4x"), &cookie).await,
         StatusCode::BAD_REQUEST,
