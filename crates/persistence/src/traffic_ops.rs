@@ -146,6 +146,18 @@ struct Missing {
     name: String,
 }
 
+/// Announces a change to the job `id` to every replica, as asyncstatus' own layout's trigger
+/// does (on channel `async_status`, at commit): no trigger may be added to Traffic Ops'
+/// table, so asyncstatus' own writes say it themselves; Traffic Ops' writes are found by the
+/// re-read of waited jobs.
+fn notify_replicas(pg: &mut PgConnection, id: i64) -> Result<(), StoreError> {
+    diesel::sql_query("SELECT pg_notify('async_status', $1)")
+        .bind::<diesel::sql_types::Text, _>(id.to_string())
+        .execute(pg)
+        .map(|_| ())
+        .map_err(StoreError::query("announcing a change to Traffic Ops' job"))
+}
+
 impl Store {
     /// Runs a read on the PostgreSQL connection; this layout has no other.
     fn read_traffic_ops<T>(
@@ -246,7 +258,7 @@ impl Store {
             #[diesel(sql_type = BigInt)]
             id: i64,
         }
-        self.with_conn(|conn| {
+        self.write(|conn| {
             let DbConn::Postgres(pg) = conn else {
                 return Err(StoreError::Setup(
                     "Traffic Ops' tables are on PostgreSQL only".into(),
@@ -271,6 +283,9 @@ impl Store {
             .load(pg)
             .map_err(StoreError::query("failing stuck Traffic Ops jobs"))?;
             let ids: Vec<i64> = failed.iter().map(|f| f.id).collect();
+            for id in &ids {
+                notify_replicas(pg, *id)?;
+            }
             let jobs = async_status::table
                 .filter(async_status::id.eq_any(&ids))
                 .select(job_columns())
@@ -343,14 +358,16 @@ impl Store {
                     "Traffic Ops' tables are on PostgreSQL only".into(),
                 ));
             };
-            diesel::insert_into(async_status::table)
+            let job: TrafficOpsJob = diesel::insert_into(async_status::table)
                 .values((
                     async_status::status.eq("PENDING"),
                     async_status::message.eq(message),
                 ))
                 .returning(job_columns())
                 .get_result(pg)
-                .map_err(StoreError::query("creating a Traffic Ops job"))
+                .map_err(StoreError::query("creating a Traffic Ops job"))?;
+            notify_replicas(pg, job.id)?;
+            Ok(job)
         })?;
         self.announce(crate::Change::Job(job.id));
         Ok(job)
@@ -399,6 +416,7 @@ impl Store {
             }
             .map_err(StoreError::query("updating a Traffic Ops job"))?;
             if let Some(job) = updated {
+                notify_replicas(pg, job.id)?;
                 return Ok(Ok(Some(job)));
             }
             let current: Option<String> = async_status::table

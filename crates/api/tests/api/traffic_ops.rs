@@ -1435,3 +1435,49 @@ async fn postgres_times_read_in_the_database_sessions_zone_as_traffic_ops_shows_
     );
     assert_eq!(body["response"]["end_time"], "2021-07-01T08:00:00-04:00");
 }
+
+#[actix_web::test]
+async fn postgres_a_write_at_one_replica_wakes_a_long_poll_at_another_at_once() {
+    let Some(db) = traffic_ops_database() else {
+        return;
+    };
+    db.execute_sql(
+        "INSERT INTO role_capability (role_id, cap_name) SELECT id, 'ASYNC-STATUS:UPDATE' \
+         FROM role WHERE name = 'operations'",
+    );
+    let id = db.insert_traffic_ops_job("started");
+    // A poll interval far beyond the test: only the announcement can wake the waiter.
+    let a = serve(db, |s| {
+        s.traffic_ops.poll_interval = Duration::from_secs(120)
+    })
+    .await;
+    let b = a.replica(|_| {}).await;
+    let url = b.job_url(id);
+    let poll = actix_web::rt::spawn(async move {
+        let r = reqwest::Client::new()
+            .get(url)
+            .header(COOKIE, format!("mojolicious={OPS_COOKIE}"))
+            .header("Prefer", "wait=60")
+            .send()
+            .await
+            .unwrap();
+        (Instant::now(), r.json::<Value>().await.unwrap())
+    });
+    parked(&b, 1).await;
+    let r = reqwest::Client::new()
+        .put(a.job_url(id))
+        .header(COOKIE, format!("mojolicious={OPS_COOKIE}"))
+        .json(&json!({"status": "FAILED", "message": "ACME renewal failed."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let written = Instant::now();
+    let (answered, body) = poll.await.unwrap();
+    assert_eq!(body["response"]["status"], "FAILED");
+    let took = answered - written;
+    assert!(
+        took < Duration::from_secs(1),
+        "woken {took:?} after the write at the other replica"
+    );
+}
