@@ -223,6 +223,32 @@ async fn session_and_log(
     Ok(res)
 }
 
+/// The headers Traffic Ops sets on every routed answer (shared/TRAFFIC_OPS.md §6), but
+/// `X-Server-Name`, which stays asyncstatus', and `Vary: Accept-Encoding`, which the
+/// compression middleware sets on every answer.
+fn traffic_ops_headers() -> DefaultHeaders {
+    [
+        ("access-control-allow-credentials", "true"),
+        (
+            "access-control-allow-headers",
+            "Origin, X-Requested-With, Content-Type, Accept, Set-Cookie, Cookie",
+        ),
+        (
+            "access-control-allow-methods",
+            "POST,GET,OPTIONS,PUT,DELETE",
+        ),
+        ("access-control-allow-origin", "*"),
+        ("permissions-policy", "interest-cohort=()"),
+    ]
+    .into_iter()
+    .fold(DefaultHeaders::new(), |headers, (name, value)| {
+        headers.add((
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
 /// The application with its middleware; `state` is shared by every worker.
 pub fn app(
     state: web::Data<AppState>,
@@ -243,6 +269,14 @@ pub fn app(
         .wrap(actix_web::middleware::from_fn(cors::cors))
         .wrap(Compress::default())
         .wrap(error::framework_errors())
+        // Traffic Ops' own headers on every answer, with database.layout = "traffic_ops"
+        // (added where the answer has none: a CORS answer for a configured origin keeps its
+        // own). `Access-Control-Allow-Origin: *` lets no page read an answer made with its
+        // cookies: browsers refuse `*` for credentialed requests.
+        .wrap(actix_web::middleware::Condition::new(
+            layout == Layout::TrafficOps,
+            traffic_ops_headers(),
+        ))
         .wrap(
             DefaultHeaders::new()
                 .add((

@@ -148,6 +148,35 @@ async fn postgres_a_traffic_ops_cookie_reads_a_traffic_ops_job_as_traffic_ops_an
     assert_eq!(r.status(), StatusCode::OK);
     let headers = r.headers().clone();
     assert!(headers.contains_key("whole-content-sha512"));
+    // Traffic Ops' own headers, on this answer and on a 401.
+    let unauthorized = reqwest::Client::new()
+        .get(app.job_url(id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    for answer in [&headers, unauthorized.headers()] {
+        for (name, value) in [
+            ("access-control-allow-credentials", "true"),
+            (
+                "access-control-allow-headers",
+                "Origin, X-Requested-With, Content-Type, Accept, Set-Cookie, Cookie",
+            ),
+            (
+                "access-control-allow-methods",
+                "POST,GET,OPTIONS,PUT,DELETE",
+            ),
+            ("access-control-allow-origin", "*"),
+            ("permissions-policy", "interest-cohort=()"),
+            ("content-type", "application/json"),
+        ] {
+            assert_eq!(answer[name], value, "{name}");
+        }
+        assert!(answer
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().eq_ignore_ascii_case("accept-encoding")));
+    }
     assert!(headers.contains_key("etag"));
     assert!(
         headers.contains_key("retry-after"),
