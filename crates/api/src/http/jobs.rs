@@ -378,7 +378,7 @@ pub async fn get(
 }
 
 /// Bytes of a list answer kept for the envelope around the jobs (alert, summary).
-const ENVELOPE_BYTES: usize = 1024;
+pub(crate) const ENVELOPE_BYTES: usize = 1024;
 
 /// List jobs
 ///
@@ -479,16 +479,27 @@ pub async fn list(
 
 /// The JSON array of `jobs`, as many as fit in `budget` bytes (at least one), and how many.
 fn jobs_within(jobs: &[AsyncStatus], budget: usize) -> (Vec<u8>, usize) {
+    json_array_within(jobs, budget, |job| job.id, JobJson::from)
+}
+
+/// The JSON array of the first `items` (as `to_json` writes each) that fit in `budget`
+/// bytes, at least one; how many it holds.
+pub(crate) fn json_array_within<'a, J, S: serde::Serialize>(
+    items: &'a [J],
+    budget: usize,
+    id: impl Fn(&J) -> i64,
+    to_json: impl Fn(&'a J) -> S,
+) -> (Vec<u8>, usize) {
     let mut json = Vec::with_capacity(budget.min(64 * 1024));
     json.push(b'[');
     let mut listed = 0;
-    for job in jobs {
+    for item in items {
         let start = json.len();
         if listed > 0 {
             json.push(b',');
         }
-        if let Err(e) = serde_json::to_writer(&mut json, &JobJson::from(job)) {
-            tracing::error!(error = %e, job = job.id, "serializing a job");
+        if let Err(e) = serde_json::to_writer(&mut json, &to_json(item)) {
+            tracing::error!(error = %e, job = id(item), "serializing a job");
             json.truncate(start);
             break;
         }

@@ -102,8 +102,9 @@ fn traffic_ops_routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Every route of the service, for the database layout in force.
-pub fn configure(cfg: &mut web::ServiceConfig, layout: Layout) {
+/// Every route of the service, for the database layout in force; `traffic_ops_headers` adds
+/// Traffic Ops' own headers to the API's answers.
+pub fn configure(cfg: &mut web::ServiceConfig, layout: Layout, traffic_ops_headers: bool) {
     cfg.app_data(web::PathConfig::default().error_handler(error::path_error));
     for version in API_VERSIONS {
         let routes = match layout {
@@ -112,6 +113,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, layout: Layout) {
         };
         cfg.service(
             web::scope(&format!("/api/{version}"))
+                .wrap(actix_web::middleware::Condition::new(
+                    traffic_ops_headers,
+                    traffic_ops_header_defaults(),
+                ))
                 .app_data(ApiVersion(version))
                 .configure(routes)
                 .default_service(web::to(no_such_path)),
@@ -164,6 +169,17 @@ async fn session_and_log(
     let mut res = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let traffic_ops_api = path.starts_with("/api/")
+        && res
+            .request()
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| {
+                state.settings.database.layout == Layout::TrafficOps
+                    && state.settings.cors.allowed_origins.is_empty()
+            });
+    if traffic_ops_api {
+        vary_accept_encoding(res.headers_mut());
     }
     let to_refresh = res
         .request()
@@ -223,10 +239,28 @@ async fn session_and_log(
     Ok(res)
 }
 
+/// Adds `Vary: Accept-Encoding` when the answer's `Vary` lacks it, as Traffic Ops sends it on
+/// every answer (the compression middleware adds it only to what it compresses).
+fn vary_accept_encoding(headers: &mut actix_web::http::header::HeaderMap) {
+    let has = headers
+        .get_all(actix_web::http::header::VARY)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("accept-encoding"));
+    if !has {
+        headers.append(
+            actix_web::http::header::VARY,
+            HeaderValue::from_static("Accept-Encoding"),
+        );
+    }
+}
+
 /// The headers Traffic Ops sets on every routed answer (shared/TRAFFIC_OPS.md §6), but
-/// `X-Server-Name`, which stays asyncstatus', and `Vary: Accept-Encoding`, which the
-/// compression middleware sets on every answer.
-fn traffic_ops_headers() -> DefaultHeaders {
+/// `X-Server-Name`, which stays asyncstatus', and `Vary` ([`vary_accept_encoding`], after the
+/// compression).
+/// `Access-Control-Allow-Origin: *` lets no page read an answer made with its cookies:
+/// browsers refuse `*` for credentialed requests.
+fn traffic_ops_header_defaults() -> DefaultHeaders {
     [
         ("access-control-allow-credentials", "true"),
         (
@@ -264,19 +298,15 @@ pub fn app(
     // The last `wrap` is the outermost: the access log and metrics see every answer,
     // including those the inner middleware makes.
     let layout = state.settings.database.layout;
+    // Traffic Ops' own headers on the API's answers, with database.layout = "traffic_ops" —
+    // unless CORS is configured: then only the allowed origins get CORS headers.
+    let traffic_ops_headers =
+        layout == Layout::TrafficOps && state.settings.cors.allowed_origins.is_empty();
     actix_web::App::new()
         .app_data(state)
         .wrap(actix_web::middleware::from_fn(cors::cors))
         .wrap(Compress::default())
         .wrap(error::framework_errors())
-        // Traffic Ops' own headers on every answer, with database.layout = "traffic_ops"
-        // (added where the answer has none: a CORS answer for a configured origin keeps its
-        // own). `Access-Control-Allow-Origin: *` lets no page read an answer made with its
-        // cookies: browsers refuse `*` for credentialed requests.
-        .wrap(actix_web::middleware::Condition::new(
-            layout == Layout::TrafficOps,
-            traffic_ops_headers(),
-        ))
         .wrap(
             DefaultHeaders::new()
                 .add((
@@ -286,5 +316,5 @@ pub fn app(
                 .add((X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"))),
         )
         .wrap(actix_web::middleware::from_fn(session_and_log))
-        .configure(move |cfg| configure(cfg, layout))
+        .configure(move |cfg| configure(cfg, layout, traffic_ops_headers))
 }

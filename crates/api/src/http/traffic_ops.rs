@@ -198,10 +198,16 @@ pub fn go_rfc3339_nano(time: DateTime<Utc>, offset: i32) -> String {
     } else {
         format!(".{}", format!("{nanos:09}").trim_end_matches('0'))
     };
+    // Go writes ±hh:mm, dropping an offset's seconds (chrono's `%:z` rounds them).
     let suffix = if offset == 0 {
         "Z".to_owned()
     } else {
-        local.format("%:z").to_string()
+        let (sign, abs) = if offset < 0 {
+            ('-', -offset)
+        } else {
+            ('+', offset)
+        };
+        format!("{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60)
     };
     format!("{whole}{fraction}{suffix}")
 }
@@ -243,6 +249,9 @@ fn etag(job: &TrafficOpsJob) -> EntityTag {
             .map_or(i64::MIN, |t| t.timestamp_micros())
             .to_be_bytes(),
     );
+    // The body shows each time in its zone's offset.
+    hash.update(job.start_offset.to_be_bytes());
+    hash.update(job.end_offset.unwrap_or(i32::MIN).to_be_bytes());
     let digest = hash.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     EntityTag::new_weak(format!("{}-{hex}", job.id))
@@ -323,6 +332,11 @@ pub async fn list(
     use asyncstatus_domain::list::{OrderBy, SortOrder};
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let query = crate::http::jobs::list_query(req.query_string())?;
+    let given =
+        |name: &str| form_urlencoded::parse(req.query_string().as_bytes()).any(|(n, _)| n == name);
+    if given("page") {
+        return Err(not_here("page"));
+    }
     let scans = [
         ("status", query.status.is_some()),
         ("orderby", query.order_by != OrderBy::Id),
@@ -333,12 +347,17 @@ pub async fn list(
         ("newerThan", query.newer_than.is_some()),
         ("olderThan", query.older_than.is_some()),
     ];
-    if let Some((name, _)) = scans.iter().find(|(_, given)| *given) {
-        return Err(ApiError::bad_request(format!(
-            "query parameter '{name}' is not available with database.layout = \"traffic_ops\": \
-             Traffic Ops' async_status table is indexed by id only (list by id, with limit, \
-             sortOrder and cursor)"
-        )));
+    if let Some((name, _)) = scans.iter().find(|(_, scans)| *scans) {
+        // A cursor carries its query's filters: one from asyncstatus' own list is no cursor
+        // of this one.
+        return Err(if given("cursor") && !given(name) {
+            ApiError::bad_request(
+                "query parameter 'cursor' is not a cursor of this list (one made by another \
+                 database layout or another query)",
+            )
+        } else {
+            not_here(name)
+        });
     }
     let max_page = state.settings.jobs.max_page;
     let limit = query.limit.unwrap_or(max_page);
@@ -349,32 +368,45 @@ pub async fn list(
     }
     let descending = query.sort_order == SortOrder::Desc;
     let (id, after) = (query.id, query.after.map(|a| a.id));
-    let mut jobs = state
+    let jobs = state
         .db
-        .run(move |store| store.list_traffic_ops_jobs(id, after, descending, limit + 1))
+        .run(move |store| {
+            store.list_traffic_ops_jobs(id, after, descending, limit.saturating_add(1))
+        })
         .await?;
-    let more = jobs.len() as i64 > limit;
-    jobs.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = jobs
-        .last()
+    // Cut to `server.max_response_bytes` too, as asyncstatus' own list is.
+    let budget = state
+        .settings
+        .server
+        .max_response_bytes
+        .saturating_sub(crate::http::jobs::ENVELOPE_BYTES);
+    let page = &jobs[..jobs.len().min(usize::try_from(limit).unwrap_or(usize::MAX))];
+    let (array, listed) = crate::http::jobs::json_array_within(page, budget, |j| j.id, job_json);
+    let more = jobs.len() > listed;
+    let next = listed
+        .checked_sub(1)
+        .and_then(|last| jobs.get(last))
         .filter(|_| more)
         .map(|last| query.id_cursor_after(last.id));
-    #[derive(Serialize)]
-    struct Next {
-        next: String,
+    let mut body = Vec::with_capacity(array.len() + 128);
+    body.extend_from_slice(b"{\"response\":");
+    body.extend_from_slice(&array);
+    if let Some(next) = next {
+        body.extend_from_slice(b",\"summary\":");
+        body.extend_from_slice(
+            &serde_json::to_vec(&serde_json::json!({ "next": next })).unwrap_or_default(),
+        );
     }
-    #[derive(Serialize)]
-    struct Page<'a> {
-        response: Vec<JobJson<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        summary: Option<Next>,
-    }
-    Ok(json_with(
-        HttpResponse::Ok(),
-        &Page {
-            response: jobs.iter().map(job_json).collect(),
-            summary: next.map(|next| Next { next }),
-        },
+    body.extend_from_slice(b"}\n");
+    Ok(crate::http::response::raw_json(HttpResponse::Ok(), body))
+}
+
+/// 400: the list parameter `name` would scan Traffic Ops' table.
+fn not_here(name: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "query parameter '{name}' is not available with database.layout = \"traffic_ops\": \
+         Traffic Ops' async_status table is indexed by id only (list by id, with limit, \
+         sortOrder and cursor)"
     ))
 }
 
@@ -698,5 +730,10 @@ mod tests {
             "2021-02-18T22:43:56+05:30"
         );
         assert_eq!(go_rfc3339_nano(at(0, 0), 100_000), "1970-01-01T00:00:00Z");
+        // Monrovia's mean time, -00:44:30: Go drops the seconds.
+        assert_eq!(
+            go_rfc3339_nano(at(0, 0), -2670),
+            "1969-12-31T23:15:30-00:44"
+        );
     }
 }
