@@ -1,11 +1,13 @@
-//! The HTTP surface of `database.layout = "traffic_ops"`: Traffic Ops' own sessions, and
-//! `GET async_status/{id}` on Traffic Ops' table answered as Traffic Ops answers it
-//! (shared/TRAFFIC_OPS.md §2, §6) — keys without a value omitted, Go's RFC 3339 times,
-//! `Not Found`, its 401/403 texts, the refreshed `mojolicious` cookie on every authenticated
-//! answer — with asyncstatus' additions on top: the long-poll (`Prefer: wait`), an `ETag`
-//! computed from the row's content with `If-None-Match`, and `Retry-After` while `PENDING`.
+//! The HTTP surface of `database.layout = "traffic_ops"`: Traffic Ops' own sessions (login,
+//! logout, the refreshed `mojolicious` cookie on every authenticated answer), and its jobs on
+//! its table answered as Traffic Ops answers them (shared/TRAFFIC_OPS.md §2, §6) — keys without
+//! a value omitted, Go's RFC 3339 times in the session's zone, `Not Found`, its 401/403 texts —
+//! with asyncstatus' additions on top: the long-poll (`Prefer: wait`), an `ETag` computed from
+//! the row's content with `If-None-Match`, `Retry-After` while `PENDING`, the list by id and
+//! the producer API.
 //!
-//! The routes this layout does not serve yet answer 501 naming the layout.
+//! The routes this layout does not serve (`user/current`, cancel, the event stream) answer 501
+//! naming the layout.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,8 +37,8 @@ use crate::state::AppState;
 pub const NOT_FOUND: &str = "Not Found";
 
 /// The cookies to set on the answer of a request authenticated by a Traffic Ops session:
-/// a new `mojolicious` cookie for an hour, and the access token the request carried,
-/// re-signed with its old claims (it never slides).
+/// a new `mojolicious` cookie for an hour, and the access token the request carried, set
+/// again as it came (Traffic Ops re-signs it with its old claims: it never slides).
 #[derive(Clone)]
 pub struct TrafficOpsRefresh {
     pub mojolicious: String,
