@@ -173,6 +173,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         };
         let scheme = if settings.server.tls_cert.is_some() { "https" } else { "http" };
         let database = settings.database.url.to_string();
+        let traffic_ops = settings.database.layout == asyncstatus_persistence::Layout::TrafficOps;
         let app = Application::build(settings).await?;
         let base = format!("{scheme}://{host}:{}/api/4.0", app.port());
         say!("asyncstatus is serving {base}/ (database {database})");
@@ -192,6 +193,14 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                     admin.username
                 );
                 say!("  curl -b cookies.txt {base}/async_status");
+            }
+            None if traffic_ops => {
+                say!(
+                    "Traffic Ops mode (database.layout = \"traffic_ops\"): Traffic Ops' jobs, users \
+                     and session cookies. Log in as a Traffic Ops user: curl -c cookies.txt -d \
+                     '{{\"u\":\"NAME\",\"p\":\"PASSWORD\"}}' {base}/user/login"
+                );
+                say!("  (users and roles are Traffic Ops'; see docs/traffic-ops.md)");
             }
             None => {
                 say!(

@@ -807,6 +807,32 @@ fn postgres_the_cli_lists_traffic_ops_users_and_refuses_to_change_them() {
     }
     let unchanged = run(&["user", "list"]);
     assert_eq!(unchanged.stdout, users.stdout);
+    // `serve` says whose users log in, not how to add one.
+    let mut serving = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus-api"))
+        .env(
+            "ASYNCSTATUS_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
+        )
+        .env_remove("ASYNCSTATUS_ENV")
+        .env("RUST_LOG", "warn")
+        .env("ASYNCSTATUS__DATABASE__URL", db.url_string())
+        .env("ASYNCSTATUS__DATABASE__LAYOUT", "traffic_ops")
+        .env("ASYNCSTATUS__TRAFFIC_OPS__SECRET", TO_SECRET)
+        .env("ASYNCSTATUS__SERVER__PORT", "0")
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = serving.stdout.take().unwrap();
+    let lines: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .take(3)
+        .map(Result::unwrap)
+        .collect();
+    let _ = serving.kill();
+    let _ = serving.wait();
+    let banner = lines.join("\n");
+    assert!(banner.contains("Log in as a Traffic Ops user"), "{banner}");
+    assert!(!banner.contains("user add"), "{banner}");
 }
 
 /// `tr@ffic-ops-pass` hashed by Python's hashlib.scrypt in Traffic Ops' format (salt 0..63).
