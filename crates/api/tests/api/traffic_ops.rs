@@ -757,21 +757,21 @@ fn postgres_the_cli_lists_traffic_ops_users_and_refuses_to_change_them() {
     let Some(db) = traffic_ops_database() else {
         return;
     };
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus-api"))
-            .env(
-                "ASYNCSTATUS_CONFIG_DIR",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
-            )
-            .env_remove("ASYNCSTATUS_ENV")
-            .env("RUST_LOG", "warn")
-            .env("ASYNCSTATUS__DATABASE__URL", db.url_string())
-            .env("ASYNCSTATUS__DATABASE__LAYOUT", "traffic_ops")
-            .env("ASYNCSTATUS__TRAFFIC_OPS__SECRET", TO_SECRET)
-            .args(args)
-            .output()
-            .unwrap()
+    // The binary in this layout on the fixture database.
+    let command = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus-api"));
+        cmd.env(
+            "ASYNCSTATUS_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
+        )
+        .env_remove("ASYNCSTATUS_ENV")
+        .env("RUST_LOG", "warn")
+        .env("ASYNCSTATUS__DATABASE__URL", db.url_string())
+        .env("ASYNCSTATUS__DATABASE__LAYOUT", "traffic_ops")
+        .env("ASYNCSTATUS__TRAFFIC_OPS__SECRET", TO_SECRET);
+        cmd
     };
+    let run = |args: &[&str]| command().args(args).output().unwrap();
     let users = run(&["user", "list"]);
     assert!(
         users.status.success(),
@@ -808,16 +808,7 @@ fn postgres_the_cli_lists_traffic_ops_users_and_refuses_to_change_them() {
     let unchanged = run(&["user", "list"]);
     assert_eq!(unchanged.stdout, users.stdout);
     // `serve` says whose users log in, not how to add one.
-    let mut serving = std::process::Command::new(env!("CARGO_BIN_EXE_asyncstatus-api"))
-        .env(
-            "ASYNCSTATUS_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"),
-        )
-        .env_remove("ASYNCSTATUS_ENV")
-        .env("RUST_LOG", "warn")
-        .env("ASYNCSTATUS__DATABASE__URL", db.url_string())
-        .env("ASYNCSTATUS__DATABASE__LAYOUT", "traffic_ops")
-        .env("ASYNCSTATUS__TRAFFIC_OPS__SECRET", TO_SECRET)
+    let mut serving = command()
         .env("ASYNCSTATUS__SERVER__PORT", "0")
         .arg("serve")
         .stdout(std::process::Stdio::piped())
