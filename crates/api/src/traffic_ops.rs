@@ -27,6 +27,8 @@ pub async fn poll_waited(state: web::Data<AppState>) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen: HashMap<i64, TrafficOpsJob> = HashMap::new();
+    // Failures in a row: the first is a warning, the rest wait for the recovery's line.
+    let mut failing = 0_u64;
     loop {
         ticker.tick().await;
         let ids = state.waiters.waited_ids();
@@ -40,9 +42,23 @@ pub async fn poll_waited(state: web::Data<AppState>) {
             .run(move |store| store.traffic_ops_jobs(&read))
             .await
         {
-            Ok(jobs) => jobs,
+            Ok(jobs) => {
+                if failing > 0 {
+                    tracing::info!(
+                        failed = failing,
+                        "re-reading waited-on Traffic Ops jobs works again"
+                    );
+                    failing = 0;
+                }
+                jobs
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "re-reading waited-on Traffic Ops jobs failed; retrying next interval");
+                if failing == 0 {
+                    tracing::warn!(error = %e, "re-reading waited-on Traffic Ops jobs failed; retrying every traffic_ops.poll_interval");
+                } else {
+                    tracing::debug!(error = %e, "re-reading waited-on Traffic Ops jobs failed again");
+                }
+                failing += 1;
                 continue;
             }
         };

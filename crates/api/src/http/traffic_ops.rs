@@ -682,12 +682,17 @@ pub async fn logout(
 }
 
 /// The answer of a route this layout does not serve (yet).
-pub async fn not_served(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// Authenticated first, as every other route here: a client without a session gets 401, as
+/// from Traffic Ops.
+pub async fn not_served(
+    _session: TrafficOpsAuthenticated,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         format!(
-            "{} {} is not served with database.layout = \"traffic_ops\" in this version; \
-             Traffic Ops serves it",
+            "{} {} is not served with database.layout = \"traffic_ops\" in this version (see \
+             docs/traffic-ops.md)",
             req.method(),
             req.path()
         ),

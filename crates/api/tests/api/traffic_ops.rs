@@ -666,6 +666,17 @@ async fn postgres_a_whole_run_leaves_traffic_ops_schema_as_it_was() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED, "{method} {path}");
+        // Without a session: 401 first, as from Traffic Ops.
+        let anonymous = reqwest::Client::new()
+            .request(method.clone(), app.api(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            anonymous.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
         let body: Value = r.json().await.unwrap();
         let text = body["alerts"][0]["text"].as_str().unwrap();
         assert!(text.contains("database.layout = \"traffic_ops\""), "{text}");
