@@ -31,9 +31,26 @@ use crate::state::AppState;
 const NOT_FOUND: &str = "async status not found";
 
 /// The `id` path parameter as Traffic Ops parses it.
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<i64, ApiError> {
     parse_int(raw).ok_or_else(|| {
         ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
+    })
+}
+
+/// The alert of a created job, naming where its status is read.
+pub(crate) fn created_alert(id: i64, version: ApiVersion) -> Alert {
+    Alert::success(format!(
+        "Async job {id} created. See /api/{}/async_status/{id} for its status.",
+        version.0
+    ))
+}
+
+/// The alert of a producer's report on a job: finished as `status`, or updated.
+pub(crate) fn updated_alert(id: i64, status: &str, finished: bool) -> Alert {
+    Alert::success(if finished {
+        format!("Async job {id} finished as {status}.")
+    } else {
+        format!("Async job {id} updated.")
     })
 }
 
@@ -255,7 +272,7 @@ pub(crate) struct UpdateBody {
 }
 
 /// The optional `message` of a create or update body, validated.
-fn checked_message(message: Option<String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn checked_message(message: Option<String>) -> Result<Option<String>, ApiError> {
     if let Some(m) = &message {
         validate_message(m).map_err(|e| ApiError::bad_request(format!("'message': {e}")))?;
     }
@@ -598,10 +615,7 @@ pub async fn create(
         .await?;
     let (mut builder, job, alert) = match outcome {
         CreateOutcome::Created(job) => {
-            let alert = Alert::success(format!(
-                "Async job {} created. See /api/{}/async_status/{} for its status.",
-                job.id, version.0, job.id
-            ));
+            let alert = created_alert(job.id, version);
             (HttpResponse::Accepted(), job, alert)
         }
         CreateOutcome::Running(job) => {
@@ -681,19 +695,16 @@ pub async fn update(
         .run(move |store| store.update_job(id, &update, now_micros()))
         .await?;
     match outcome {
-        UpdateOutcome::Updated(job) => {
-            let text = if job.status.is_final() {
-                format!("Async job {} finished as {}.", job.id, job.status)
-            } else {
-                format!("Async job {} updated.", job.id)
-            };
-            Ok(job_response(
-                &state,
-                HttpResponse::Ok(),
-                &job,
-                Some(Alert::success(text)),
-            ))
-        }
+        UpdateOutcome::Updated(job) => Ok(job_response(
+            &state,
+            HttpResponse::Ok(),
+            &job,
+            Some(updated_alert(
+                job.id,
+                job.status.as_str(),
+                job.status.is_final(),
+            )),
+        )),
         UpdateOutcome::NotFound => Err(ApiError::not_found(NOT_FOUND)),
         UpdateOutcome::Finished(done) => Err(ApiError::conflict(
             TransitionError::AlreadyFinished(done).to_string(),

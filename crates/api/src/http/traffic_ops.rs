@@ -19,17 +19,18 @@ use actix_web::http::header::{ETag, EntityTag, AUTHORIZATION, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
 use asyncstatus_auth::traffic_ops_auth::{no_credential, Verified, REFRESH_SECONDS};
-use asyncstatus_auth::{Credential, Principal};
+use asyncstatus_auth::{Credential, Principal, TrafficOpsAuthenticator};
 use asyncstatus_domain::Permission;
 use asyncstatus_persistence::TrafficOpsJob;
 
 use crate::http::conditional;
 use crate::http::error::ApiError;
-use crate::http::extract::{app_state, RequestUser};
+use crate::http::extract::{app_state, json_body, RequestUser};
 use crate::http::response::{json_with, Alert, Envelope};
 use crate::state::AppState;
 
@@ -58,6 +59,14 @@ impl TrafficOpsAuthenticated {
     pub fn require(&self, needed: &[Permission]) -> Result<(), ApiError> {
         self.principal.require(needed).map_err(Into::into)
     }
+}
+
+/// Traffic Ops' sessions of the application (set up in this layout only).
+fn sessions(state: &AppState) -> Result<Arc<TrafficOpsAuthenticator>, ApiError> {
+    state
+        .traffic_ops
+        .clone()
+        .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))
 }
 
 /// The `Authorization` header of `req`, and its cookies as `(name, value)` in header order (a
@@ -102,10 +111,7 @@ impl FromRequest for TrafficOpsAuthenticated {
         let req = req.clone();
         Box::pin(async move {
             let state = app_state(&req)?;
-            let auth = state
-                .traffic_ops
-                .clone()
-                .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
+            let auth = sessions(&state)?;
             let credential = credential(&req).ok_or_else(no_credential)?;
             // A write a browser makes with its cookies from another site is refused, as in
             // asyncstatus' own layout (Traffic Ops does not check; its cookies are SameSite
@@ -259,6 +265,22 @@ fn etag(job: &TrafficOpsJob) -> EntityTag {
     EntityTag::new_weak(format!("{}-{hex}", job.id))
 }
 
+/// The headers of a job answer: its `ETag`, and `Retry-After` with the poll hint while it is
+/// not finished.
+fn job_headers(
+    state: &AppState,
+    builder: &mut actix_web::HttpResponseBuilder,
+    job: &TrafficOpsJob,
+) {
+    builder.insert_header(ETag(etag(job)));
+    if !job.is_final() {
+        builder.insert_header((
+            RETRY_AFTER,
+            asyncstatus_auth::whole_seconds_up(state.settings.jobs.poll_hint),
+        ));
+    }
+}
+
 /// `GET /api/{version}/async_status/{id}` on Traffic Ops' table.
 pub async fn get(
     state: web::Data<AppState>,
@@ -268,10 +290,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_READ])?;
     let raw = id.as_str();
-    let id = asyncstatus_domain::list::parse_int(raw.strip_suffix(".json").unwrap_or(raw))
-        .ok_or_else(|| {
-            ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
-        })?;
+    let id = crate::http::jobs::parse_id(raw.strip_suffix(".json").unwrap_or(raw))?;
     let wait = conditional::prefer_wait(&req, state.settings.jobs.max_wait)?;
     // Woken by this replica's writes at once, by Traffic Ops' within
     // `traffic_ops.poll_interval` (see `crate::traffic_ops::poll_waited`).
@@ -284,24 +303,17 @@ pub async fn get(
         TrafficOpsJob::is_final,
     )
     .await?;
-    let tag = etag(&job);
-    let unchanged = conditional::none_match(&req, &tag).unwrap_or(false);
+    let unchanged = conditional::none_match(&req, &etag(&job)).unwrap_or(false);
     let mut builder = if unchanged {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    builder.insert_header(ETag(tag));
+    job_headers(&state, &mut builder, &job);
     if let Some(wait) = wait {
         builder.insert_header((
             conditional::PREFERENCE_APPLIED,
             format!("wait={}", wait.as_secs()),
-        ));
-    }
-    if !job.is_final() {
-        builder.insert_header((
-            RETRY_AFTER,
-            asyncstatus_auth::whole_seconds_up(state.settings.jobs.poll_hint),
         ));
     }
     if unchanged {
@@ -412,56 +424,53 @@ fn not_here(name: &str) -> ApiError {
     ))
 }
 
-/// The body keys of asyncstatus' producer API that Traffic Ops' table has no column for.
-const NO_COLUMN_KEYS: [&str; 6] = [
-    "kind",
-    "labels",
-    "key",
-    "timeout",
-    "heartbeat_timeout",
-    "progress",
-];
-
-/// The `message` (and, with `status`, the status) of a producer's body on Traffic Ops' table:
-/// an object; a key this layout cannot store is refused, naming it.
-fn producer_body(
-    body: &[u8],
-    empty_ok: bool,
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    let value: serde_json::Value = if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(body).map_err(ApiError::not_json)?
-    };
-    let serde_json::Value::Object(map) = value else {
-        return Err(ApiError::bad_request("request body must be a JSON object"));
-    };
-    if let Some(key) = NO_COLUMN_KEYS
-        .iter()
-        .find(|k| map.get(**k).is_some_and(|v| !v.is_null()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "'{key}' cannot be stored with database.layout = \"traffic_ops\": Traffic Ops' \
-             async_status table has id, status, message, start_time and end_time only"
-        )));
-    }
-    Ok(map)
+/// The keys of asyncstatus' producer API that Traffic Ops' table has no column for: given
+/// (not `null`), they are refused, naming the first.
+#[derive(Default, Deserialize)]
+struct NoColumn {
+    kind: Option<IgnoredAny>,
+    labels: Option<IgnoredAny>,
+    key: Option<IgnoredAny>,
+    timeout: Option<IgnoredAny>,
+    heartbeat_timeout: Option<IgnoredAny>,
+    progress: Option<IgnoredAny>,
 }
 
-/// The optional string `key` of a producer's body, validated as a message.
-fn text_of(
-    map: &serde_json::Map<String, serde_json::Value>,
-    key: &str,
-) -> Result<Option<String>, ApiError> {
-    match map.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => {
-            asyncstatus_domain::validate_message(text)
-                .map_err(|e| ApiError::bad_request(format!("'{key}': {e}")))?;
-            Ok(Some(text.clone()))
+impl NoColumn {
+    fn refuse(&self) -> Result<(), ApiError> {
+        let given = [
+            ("kind", self.kind.is_some()),
+            ("labels", self.labels.is_some()),
+            ("key", self.key.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("heartbeat_timeout", self.heartbeat_timeout.is_some()),
+            ("progress", self.progress.is_some()),
+        ];
+        match given.iter().find(|(_, given)| *given) {
+            Some((key, _)) => Err(ApiError::bad_request(format!(
+                "'{key}' cannot be stored with database.layout = \"traffic_ops\": Traffic Ops' \
+                 async_status table has id, status, message, start_time and end_time only"
+            ))),
+            None => Ok(()),
         }
-        Some(_) => Err(ApiError::bad_request(format!("'{key}': expected a string"))),
     }
+}
+
+/// The body of `POST async_status` on Traffic Ops' table.
+#[derive(Default, Deserialize)]
+struct CreateBody {
+    message: Option<String>,
+    #[serde(flatten)]
+    no_column: NoColumn,
+}
+
+/// The body of `PUT async_status/{id}` on Traffic Ops' table.
+#[derive(Default, Deserialize)]
+struct UpdateBody {
+    status: Option<asyncstatus_domain::JobStatus>,
+    message: Option<String>,
+    #[serde(flatten)]
+    no_column: NoColumn,
 }
 
 /// The answer to a producer: the job in Traffic Ops' format, with an alert.
@@ -476,13 +485,7 @@ fn job_answer(
         alerts: [Alert; 1],
         response: JobJson<'a>,
     }
-    builder.insert_header(ETag(etag(job)));
-    if !job.is_final() {
-        builder.insert_header((
-            RETRY_AFTER,
-            asyncstatus_auth::whole_seconds_up(state.settings.jobs.poll_hint),
-        ));
-    }
+    job_headers(state, &mut builder, job);
     json_with(
         builder,
         &WithAlert {
@@ -516,8 +519,9 @@ pub async fn create(
     auth.require(&[Permission::ASYNC_STATUS_CREATE])?;
     let body = crate::http::extract::read_body(&req, payload, state.settings.server.max_body_bytes)
         .await?;
-    let map = producer_body(&body, true)?;
-    let message = text_of(&map, "message")?;
+    let body: CreateBody = json_body(&body, true)?;
+    body.no_column.refuse()?;
+    let message = crate::http::jobs::checked_message(body.message)?;
     let job = state
         .db
         .run(move |store| store.create_traffic_ops_job(message.as_deref()))
@@ -527,10 +531,7 @@ pub async fn create(
         actix_web::http::header::LOCATION,
         format!("/api/{}/async_status/{}", version.0, job.id),
     ));
-    let alert = Alert::success(format!(
-        "Async job {} created. See /api/{}/async_status/{} for its status.",
-        job.id, version.0, job.id
-    ));
+    let alert = crate::http::jobs::created_alert(job.id, version);
     Ok(job_answer(&state, builder, &job, alert))
 }
 
@@ -545,40 +546,30 @@ pub async fn update(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Permission::ASYNC_STATUS_UPDATE])?;
-    let id = asyncstatus_domain::list::parse_int(&id).ok_or_else(|| {
-        ApiError::bad_request("getting integer parameters: parameter 'id' not an integer")
-    })?;
+    let id = crate::http::jobs::parse_id(&id)?;
     let body = crate::http::extract::read_body(&req, payload, state.settings.server.max_body_bytes)
         .await?;
-    let map = producer_body(&body, false)?;
-    let status =
-        text_of(&map, "status")?.ok_or_else(|| ApiError::bad_request("'status' is required"))?;
-    let status: asyncstatus_domain::JobStatus = status
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("'status': {e}")))?;
-    let message = text_of(&map, "message")?;
+    let body: UpdateBody = json_body(&body, false)?;
+    body.no_column.refuse()?;
+    let status = body
+        .status
+        .ok_or_else(|| ApiError::bad_request("'status' is required"))?;
+    let message = crate::http::jobs::checked_message(body.message)?;
     let outcome = state
         .db
         .run(move |store| store.update_traffic_ops_job(id, status.as_str(), message.as_deref()))
         .await?;
     match outcome {
         Ok(Some(job)) => {
-            let text = if job.is_final() {
-                format!("Async job {} finished as {}.", job.id, job.status)
-            } else {
-                format!("Async job {} updated.", job.id)
-            };
-            Ok(job_answer(
-                &state,
-                HttpResponse::Ok(),
-                &job,
-                Alert::success(text),
-            ))
+            let alert = crate::http::jobs::updated_alert(job.id, &job.status, job.is_final());
+            Ok(job_answer(&state, HttpResponse::Ok(), &job, alert))
         }
         Ok(None) => Err(ApiError::not_found(NOT_FOUND)),
-        Err(current) => Err(ApiError::conflict(format!(
-            "async status is already {current} and can no longer be changed"
-        ))),
+        Err(current) => Err(ApiError::conflict(match current.parse() {
+            Ok(done) => asyncstatus_domain::TransitionError::AlreadyFinished(done).to_string(),
+            // Traffic Ops' table holds any text.
+            Err(_) => format!("async status is already {current} and can no longer be changed"),
+        })),
     }
 }
 
@@ -601,10 +592,7 @@ pub async fn login(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let auth = state
-        .traffic_ops
-        .clone()
-        .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
+    let auth = sessions(&state)?;
     let (username, password, addr, slot) =
         crate::http::users::login_request(&state, &req, payload, |user, addr| {
             auth.check_throttle(user, addr)
@@ -637,18 +625,15 @@ pub async fn login(
 }
 
 /// `POST user/logout`: clears both cookies (the `mojolicious` one expiring now, the
-/// `access_token` emptied, as Traffic Ops does) and refuses, at asyncstatus, every cookie of
-/// the user issued until now. Traffic Ops cannot be told: there they stay valid until they
-/// expire, as after a logout at Traffic Ops itself.
+/// `access_token` emptied, as Traffic Ops does) and refuses, at asyncstatus, every session
+/// credential the request presented, until it expires. Traffic Ops cannot be told: there
+/// they stay valid until they expire, as after a logout at Traffic Ops itself.
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: TrafficOpsAuthenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let auth = state
-        .traffic_ops
-        .clone()
-        .ok_or_else(|| ApiError::internal("Traffic Ops sessions are not set up"))?;
+    let auth = sessions(&state)?;
     // Every credential of the request that verifies as this user's, not only the one that
     // authenticated it: a browser holds both cookies.
     let (authorization, cookies) = session_headers(&req);
@@ -663,12 +648,11 @@ pub async fn logout(
     .collect();
     state.db.run(move |_| auth.logout(&credentials)).await?;
     req.extensions_mut().remove::<TrafficOpsRefresh>();
-    let mut expired = Cookie::build(asyncstatus_auth::traffic_ops::cookie::NAME, "")
+    let expired = Cookie::build(asyncstatus_auth::traffic_ops::cookie::NAME, "")
         .path("/")
         .expires(time::OffsetDateTime::now_utc())
         .http_only(true)
         .finish();
-    expired.set_value("");
     let mut builder = HttpResponse::Ok();
     builder.cookie(expired).cookie(session_cookie(
         asyncstatus_auth::traffic_ops::access_token::NAME,
@@ -681,9 +665,8 @@ pub async fn logout(
     ))
 }
 
-/// The answer of a route this layout does not serve (yet).
-/// Authenticated first, as every other route here: a client without a session gets 401, as
-/// from Traffic Ops.
+/// The answer of a route this layout does not serve (yet), once the session is checked, as on
+/// every other route here: a client without one gets 401, as from Traffic Ops.
 pub async fn not_served(
     _session: TrafficOpsAuthenticated,
     req: HttpRequest,
