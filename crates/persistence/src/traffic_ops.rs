@@ -146,16 +146,19 @@ struct Missing {
     name: String,
 }
 
-/// Announces a change to the job `id` to every replica, as asyncstatus' own layout's trigger
-/// does (on channel `async_status`, at commit): no trigger may be added to Traffic Ops'
-/// table, so asyncstatus' own writes say it themselves; Traffic Ops' writes are found by the
-/// re-read of waited jobs.
-fn notify_replicas(pg: &mut PgConnection, id: i64) -> Result<(), StoreError> {
-    diesel::sql_query("SELECT pg_notify('async_status', $1)")
-        .bind::<diesel::sql_types::Text, _>(id.to_string())
+/// Announces changes to the jobs `ids` to every replica, in one statement, as asyncstatus' own
+/// layout's trigger does (on channel `async_status`, at commit): no trigger may be added to
+/// Traffic Ops' table, so asyncstatus' own writes say it themselves; Traffic Ops' writes are
+/// found by the re-read of waited jobs.
+fn notify_replicas(pg: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query("SELECT pg_notify('async_status', id::text) FROM unnest($1) AS id")
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
         .execute(pg)
         .map(|_| ())
-        .map_err(StoreError::query("announcing a change to Traffic Ops' job"))
+        .map_err(StoreError::query("announcing changes to Traffic Ops' jobs"))
 }
 
 impl Store {
@@ -283,9 +286,7 @@ impl Store {
             .load(pg)
             .map_err(StoreError::query("failing stuck Traffic Ops jobs"))?;
             let ids: Vec<i64> = failed.iter().map(|f| f.id).collect();
-            for id in &ids {
-                notify_replicas(pg, *id)?;
-            }
+            notify_replicas(pg, &ids)?;
             let jobs = async_status::table
                 .filter(async_status::id.eq_any(&ids))
                 .select(job_columns())
@@ -366,7 +367,7 @@ impl Store {
                 .returning(job_columns())
                 .get_result(pg)
                 .map_err(StoreError::query("creating a Traffic Ops job"))?;
-            notify_replicas(pg, job.id)?;
+            notify_replicas(pg, &[job.id])?;
             Ok(job)
         })?;
         self.announce(crate::Change::Job(job.id));
@@ -416,7 +417,7 @@ impl Store {
             }
             .map_err(StoreError::query("updating a Traffic Ops job"))?;
             if let Some(job) = updated {
-                notify_replicas(pg, job.id)?;
+                notify_replicas(pg, &[job.id])?;
                 return Ok(Ok(Some(job)));
             }
             let current: Option<String> = async_status::table
