@@ -139,6 +139,12 @@ pub fn cookie_digest(mojolicious: &str) -> String {
         .collect()
 }
 
+/// Whether the verified cookie is among the user's `revoked` digests (no digest is computed
+/// for a user who never logged out here: the common case, on every request).
+fn is_revoked(revoked: &[String], verified: &Verified) -> bool {
+    !revoked.is_empty() && revoked.contains(&cookie_digest(&verified.mojolicious))
+}
+
 /// Cached principals kept before expired ones are swept.
 const CACHE_SWEEP_AT: usize = 4096;
 
@@ -303,7 +309,7 @@ impl TrafficOpsAuthenticator {
             .get(&verified.username)
             .filter(|hit| hit.loaded.elapsed() < self.cache_ttl)
             // A revoked cookie is refused by `load`, which reads the database.
-            .filter(|hit| !hit.revoked.contains(&cookie_digest(&verified.mojolicious)));
+            .filter(|hit| !is_revoked(&hit.revoked, &verified));
         match hit {
             Some(hit) => Ok(TrafficOpsSession {
                 principal: hit.principal.clone(),
@@ -319,14 +325,14 @@ impl TrafficOpsAuthenticator {
     pub fn load(&self, verified: Verified) -> Result<TrafficOpsSession, AuthError> {
         loop {
             let started = Instant::now();
-            let user = self
+            let mut user = self
                 .store
                 .traffic_ops_user(&verified.username)?
                 .ok_or_else(|| AuthError::SessionRefused(USER_NOT_FOUND.to_owned()))?;
-            if user.revoked.contains(&cookie_digest(&verified.mojolicious)) {
+            if is_revoked(&user.revoked, &verified) {
                 return Err(no_credential());
             }
-            let revoked: Arc<[String]> = user.revoked.clone().into();
+            let revoked: Arc<[String]> = std::mem::take(&mut user.revoked).into();
             let principal = Arc::new(self.principal_of(user));
             // Checked and cached under the lock a logout takes to note itself, so that a read
             // from before a logout is never cached after it.
