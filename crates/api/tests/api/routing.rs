@@ -127,6 +127,14 @@ async fn every_answer_carries_the_traffic_ops_headers(backend: Backend) {
             Some(&b'\n'),
             "{path}: body ends with a newline"
         );
+        if status == StatusCode::UNAUTHORIZED {
+            // Traffic Ops' bytes: an alert's `text` before its `level`.
+            assert_eq!(
+                &body[..],
+                b"{\"alerts\":[{\"text\":\"unauthorized, please log in.\",\"level\":\"error\"}]}\n",
+                "{path}"
+            );
+        }
         assert_eq!(
             headers["whole-content-sha512"],
             sha512_b64(&body).as_str(),
