@@ -13,7 +13,6 @@ use diesel::sql_types::{Bool, Nullable, Text};
 
 use crate::pool::{DbConn, MultiBackend};
 use crate::schema::async_status::dsl::*;
-use crate::schema::job_count;
 use crate::time::{UtcTime, UtcTimestamp};
 use crate::Backend;
 use crate::{Change, Store, StoreError};
@@ -266,10 +265,10 @@ fn filtered(query: &ListQuery, backend: Backend) -> JobsQuery {
     q
 }
 
-/// How many jobs a list query selects: the sum of the `job_count` shards of its status (or of
-/// all), which the triggers keep exact in each change's transaction, so the count costs the
-/// same at any history; a query by `id` counts its at most one row, and one with a row
-/// filter (kind, created_by, label, newerThan, olderThan) counts its rows in an index.
+/// How many jobs a list query selects: from [`status_counts`] (exact in each change's
+/// transaction, and costing the same at any history) for its status or all; a query by `id`
+/// counts its at most one row, and one with a row filter (kind, created_by, label, newerThan,
+/// olderThan) counts its rows in an index.
 fn count_selected(
     conn: &mut DbConn,
     query: &ListQuery,
@@ -281,14 +280,34 @@ fn count_selected(
             .get_result(conn)
             .map_err(StoreError::query("counting async statuses"));
     }
-    let mut shards = job_count::table.select(job_count::n).into_boxed();
-    if let Some(wanted) = query.status {
-        shards = shards.filter(job_count::status.eq(wanted.as_str()));
-    }
-    let counts: Vec<i64> = shards
-        .load(conn)
-        .map_err(StoreError::query("counting async statuses"))?;
-    Ok(counts.iter().sum())
+    Ok(status_counts(conn)?
+        .into_iter()
+        .filter(|c| query.status.is_none_or(|wanted| c.name == wanted.as_str()))
+        .map(|c| c.n)
+        .sum())
+}
+
+/// One status's count.
+#[derive(diesel::QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Jobs by status (statuses with none may be missing): the `job_count` shards plus the
+/// differences in `job_count_delta` not folded into them yet, in one statement, so one
+/// snapshot sees each difference exactly once. The differences are at most about a second of
+/// writes (see [`Store::fold_job_counts`]).
+fn status_counts(conn: &mut DbConn) -> Result<Vec<StatusCount>, StoreError> {
+    diesel::sql_query(
+        "SELECT status AS name, CAST(sum(n) AS BIGINT) AS n \
+         FROM (SELECT status, n FROM job_count UNION ALL SELECT status, n FROM job_count_delta) \
+         AS t GROUP BY status",
+    )
+    .load(conn)
+    .map_err(StoreError::query("counting async statuses"))
 }
 
 type JobsQuery = crate::schema::async_status::BoxedQuery<'static, MultiBackend>;
@@ -1041,25 +1060,60 @@ impl Store {
         })
     }
 
-    /// How many jobs there are in each status (statuses with none are listed with 0), from the
-    /// `job_count` shards.
+    /// How many jobs there are in each status (statuses with none are listed with 0), from
+    /// [`status_counts`].
     pub fn count_jobs_by_status(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = self.read(|conn| {
-            job_count::table
-                .select((job_count::status, job_count::n))
-                .load(conn)
-                .map_err(StoreError::query("counting async statuses"))
-        })?;
+        let rows = self.read(status_counts)?;
         Ok(JobStatus::ALL
             .into_iter()
             .map(|s| {
                 let n = rows
                     .iter()
-                    .filter(|(name, _)| name == s.as_str())
-                    .map(|(_, n)| n)
+                    .filter(|c| c.name == s.as_str())
+                    .map(|c| c.n)
                     .sum();
                 (s, n)
             })
             .collect())
+    }
+
+    /// Moves the differences PostgreSQL's triggers appended to `job_count_delta` into the
+    /// `job_count` shards, in one statement (so no snapshot counts a difference twice or not
+    /// at all); how many it moved. Replicas folding at once take turns on an advisory lock
+    /// (one that finds it taken moves nothing). After a fold that moved rows the table is
+    /// vacuumed, so its dead rows do not pile up between autovacuum's visits and the count's
+    /// scan of it stays a scan of about a second of writes. SQLite's triggers update
+    /// `job_count` directly: nothing to fold there.
+    pub fn fold_job_counts(&self) -> Result<i64, StoreError> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(0);
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Moved {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            moved: i64,
+        }
+        self.with_conn(|conn| {
+            let moved = conn.write_transaction(|conn| {
+                let moved = diesel::sql_query(
+                    "WITH turn AS (SELECT pg_try_advisory_xact_lock(4242013001) AS mine), \
+                     moved AS (DELETE FROM job_count_delta WHERE (SELECT mine FROM turn) \
+                               RETURNING status, n), \
+                     summed AS (SELECT status, sum(n) AS n FROM moved GROUP BY status), \
+                     applied AS (UPDATE job_count AS c SET n = c.n + s.n FROM summed AS s \
+                                 WHERE c.status = s.status AND c.shard = 0 RETURNING 1) \
+                     SELECT count(*) AS moved FROM moved",
+                )
+                .get_result::<Moved>(conn)
+                .map_err(StoreError::query("folding the job counts"))?;
+                Ok(moved.moved)
+            })?;
+            if moved > 0 {
+                diesel::sql_query("VACUUM (SKIP_LOCKED) job_count_delta")
+                    .execute(conn)
+                    .map_err(StoreError::query("vacuuming the job counts' differences"))?;
+            }
+            Ok(moved)
+        })
     }
 }

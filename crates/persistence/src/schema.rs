@@ -100,6 +100,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Differences to `job_count` not folded into it yet (PostgreSQL's triggers append them,
+    /// [`Store::fold_job_counts`](crate::Store::fold_job_counts) moves them; empty on SQLite).
+    /// No key: rows are only appended and moved whole.
+    job_count_delta (status, n) {
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(tm_user -> role (role));
 diesel::joinable!(role_capability -> role (role_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -109,5 +119,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     tm_user,
     revoked_session,
     signing_secret,
-    job_count
+    job_count,
+    job_count_delta
 );

@@ -293,6 +293,14 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
         ]
     );
     assert_eq!(store.count_jobs_by_status().unwrap(), want);
+    // Folding the differences into the counters changes no count.
+    let moved = store.fold_job_counts().unwrap();
+    match backend {
+        Backend::Postgres => assert!(moved > 0, "PostgreSQL's triggers leave differences"),
+        Backend::Sqlite => assert_eq!(moved, 0, "SQLite's triggers keep the counters"),
+    }
+    assert_eq!(store.fold_job_counts().unwrap(), 0, "folded once");
+    assert_eq!(store.count_jobs_by_status().unwrap(), want);
     for (s, n) in &want {
         let query = ListQuery {
             status: Some(*s),
@@ -348,6 +356,97 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
     let want = counted(&store);
     assert_eq!(want.iter().map(|(_, n)| n).sum::<i64>(), 3004);
     assert_eq!(store.count_jobs_by_status().unwrap(), want);
+    store.fold_job_counts().unwrap();
+    assert_eq!(store.count_jobs_by_status().unwrap(), want);
+}
+
+/// Counts read while producers write and two folders (two replicas) fold at once: every
+/// `summary.count` equals the jobs listed in the same snapshot, and after the last fold the
+/// counters alone hold every difference.
+fn counts_stay_exact_while_folding(backend: Backend) {
+    use asyncstatus_domain::{JobStatus, JobUpdate, ListQuery};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some((db, store)) = migrated(backend) else {
+        return;
+    };
+    let second = db.migrated_store();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..60 {
+                        let job = store
+                            .create_job(Some(&format!("writer {w} job {i}")), now_micros())
+                            .unwrap();
+                        if i % 3 != 0 {
+                            let status = if i % 3 == 1 {
+                                JobStatus::Succeeded
+                            } else {
+                                JobStatus::Failed
+                            };
+                            let update = JobUpdate {
+                                status,
+                                message: None,
+                                progress: None,
+                            };
+                            store.update_job(job.id, &update, now_micros()).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for folder in [&store, &second] {
+            let done = &done;
+            scope.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    folder.fold_job_counts().unwrap();
+                }
+            });
+        }
+        let mut reads = 0;
+        while writers.iter().any(|w| !w.is_finished()) || reads < 5 {
+            let (jobs, total) = second.list_jobs(&ListQuery::default()).unwrap();
+            assert_eq!(total, jobs.len() as i64, "summary.count in one snapshot");
+            reads += 1;
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    store.fold_job_counts().unwrap();
+    assert_eq!(
+        store.count_jobs_by_status().unwrap(),
+        vec![
+            (JobStatus::Pending, 60),
+            (JobStatus::Succeeded, 60),
+            (JobStatus::Failed, 60)
+        ]
+    );
+    if backend == Backend::Postgres {
+        #[derive(diesel::QueryableByName)]
+        struct Left {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        use diesel::RunQueryDsl;
+        let left = diesel::sql_query("SELECT count(*) AS n FROM job_count_delta")
+            .get_result::<Left>(&mut db.pg_connection())
+            .unwrap();
+        assert_eq!(left.n, 0, "every difference folded");
+    }
+}
+
+#[test]
+fn sqlite_counts_stay_exact_while_folding() {
+    counts_stay_exact_while_folding(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_counts_stay_exact_while_folding() {
+    counts_stay_exact_while_folding(Backend::Postgres);
 }
 
 #[test]
