@@ -3,7 +3,8 @@
 //! database, so several replicas may sweep at once; nothing is held in memory, so jobs of a
 //! killed process are caught by whichever replica sweeps next. Jobs go in bounded batches with
 //! a rest between them, so a sweep of a long history never holds a lock for more than a batch
-//! nor takes the database from the requests.
+//! nor takes the database from the requests. On PostgreSQL, the job counts' differences are
+//! folded every second ([`fold_counts`]).
 
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,25 @@ pub async fn run(state: web::Data<AppState>) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reaper sweep failed; retrying next interval"),
+        }
+    }
+}
+
+/// How often [`fold_counts`] folds: the differences a count reads beside the counters are
+/// about this much of the writes.
+const FOLD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Folds the job counts' differences into the counters every [`FOLD_INTERVAL`]
+/// (`Store::fold_job_counts`; PostgreSQL only: SQLite keeps its counters directly), until
+/// the runtime stops. The first fold is at once, so differences a bulk import left while no
+/// replica ran are folded before they slow the counts.
+pub async fn fold_counts(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(FOLD_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = state.db.run(|store| store.fold_job_counts()).await {
+            tracing::warn!(error = %e, "folding the job counts failed; retrying in a second");
         }
     }
 }

@@ -9,7 +9,7 @@ use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 use asyncstatus_auth::Authenticator;
-use asyncstatus_persistence::{Layout, PoolOptions, Store};
+use asyncstatus_persistence::{Backend, Layout, PoolOptions, Store};
 
 use crate::bootstrap::{ensure_admin, CreatedAdmin};
 use crate::http;
@@ -181,6 +181,9 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "start-up sweep failed; the reaper retries"),
             }
             actix_web::rt::spawn(crate::reaper::run(state.clone()));
+            if state.settings.database.url.backend() == Backend::Postgres {
+                actix_web::rt::spawn(crate::reaper::fold_counts(state.clone()));
+            }
             actix_web::rt::spawn(state.events.clone().run(state.db.clone()));
         }
         Ok(Application {
