@@ -19,19 +19,21 @@ seeded pending jobs stay fresh however long the run takes):
    depth when the answer carries `summary.next`), `/metrics` and `/readyz`. Each is asked
    SCALE_SAMPLES times (50; 5 when one answer takes over 200 ms) after 3 warm-ups; p50 and p99
    (nearest rank). Every `summary.count` is checked against the database's own count.
-3. Throughput with wrk (scripts/bench.lua, BENCH_CONNECTIONS connections, BENCH_DURATION s, two
-   runs each, alternating): `GET async_status/{random id}` and `POST async_status` against this
-   table and against a second service on a table of 10 000 jobs ("empty"); the ratios.
+3. Throughput with wrk (scripts/bench.lua, BENCH_CONNECTIONS connections, BENCH_DURATION s,
+   SCALE_RUNS runs each, alternating): `GET async_status/{random id}` and `POST async_status`
+   against this table and against a second service on a table of 10 000 jobs ("empty"); the ratios.
 4. The counters' cost: `POST async_status` on the small table with the triggers on
-   `async_status` (other than the change notification) enabled and disabled, two runs each,
-   alternating. With no such trigger it says so.
+   `async_status` (other than the change notification) enabled and disabled, SCALE_RUNS runs
+   each, alternating. With no such trigger it says so.
 5. The sweep: 100 000 stale PENDING jobs (no heartbeat for a day) and 1 000 000 finished jobs
    past retention are added in one transaction while the service runs with
    `jobs.reaper_interval = 1s`; wrk measures `GET` in windows of 5 s until both are gone; the
    sweep's duration, and the worst window's p99 against a window measured just before.
 
 SCALE_JOBS (default 10 000 000 on PostgreSQL, 1 000 000 on SQLite), SCALE_STALE (100 000),
-SCALE_EXPIRED (1 000 000), SCALE_SAMPLES (50), BENCH_DURATION (15), BENCH_CONNECTIONS (32).
+SCALE_EXPIRED (1 000 000), SCALE_SAMPLES (50), SCALE_RUNS (3: the throughput and counter
+figures are medians of that many alternating runs; two were a mean, swung 5-20 % by one
+outlier), BENCH_DURATION (15), BENCH_CONNECTIONS (32).
 
 Written in Python rather than bash because it parses JSON answers and keeps many figures; it
 starts its own processes and stops them on any exit.
@@ -60,6 +62,7 @@ LUA = os.path.join(ROOT, "scripts", "bench.lua")
 DURATION = int(os.environ.get("BENCH_DURATION", "15"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 SAMPLES = int(os.environ.get("SCALE_SAMPLES", "50"))
+RUNS = max(1, int(os.environ.get("SCALE_RUNS", "3")))
 STALE = int(os.environ.get("SCALE_STALE", "100000"))
 EXPIRED = int(os.environ.get("SCALE_EXPIRED", "1000000"))
 SMALL_JOBS = 10_000
@@ -495,11 +498,11 @@ def latency_phase(db, service, jobs, emit):
 
 def throughput_phase(db, small_db, big, small, jobs, emit):
     runs = {}
-    for run in (1, 2):
+    for run in range(1, RUNS + 1):
         for label, service, n in (("full", big, jobs), ("empty", small, SMALL_JOBS)):
             log(f"run {run}: wrk GET on the {label} table")
             runs.setdefault(("get", label), []).append(wrk(service, "job", n, service.token))
-    for run in (1, 2):
+    for run in range(1, RUNS + 1):
         for label, service in (("full", big), ("empty", small)):
             log(f"run {run}: wrk POST on the {label} table")
             runs.setdefault(("post", label), []).append(wrk(service, "create", service.token))
@@ -511,7 +514,7 @@ def throughput_phase(db, small_db, big, small, jobs, emit):
         emit("counters", triggers=[], note="no trigger on async_status besides the notification")
         return
     with_rps, without_rps = [], []
-    for run in (1, 2):
+    for run in range(1, RUNS + 1):
         log(f"run {run}: wrk POST with the counter triggers ({', '.join(triggers)})")
         with_rps.append(wrk(small, "create", small.token, connections=32)["rps"])
         small_db.set_counter_triggers(triggers, enabled=False)
