@@ -17,6 +17,24 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use crate::{Backend, DatabaseUrl};
 
+/// Finishes job `id` with `status` at `at`, as a producer's update with neither message nor
+/// progress; panics when the store refuses.
+pub fn finish_job(
+    store: &crate::Store,
+    id: i64,
+    status: asyncstatus_domain::JobStatus,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let update = asyncstatus_domain::JobUpdate {
+        status,
+        message: None,
+        progress: None,
+    };
+    store
+        .update_job(id, &update, at)
+        .expect("finishing a test job");
+}
+
 /// Runs a sweep's `batch` (`Store::fail_stale_batch`, `Store::purge_finished_batch`) until it
 /// reports its last, without the rest the service's reaper takes between batches; how many jobs
 /// the batches changed.

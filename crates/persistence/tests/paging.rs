@@ -4,8 +4,8 @@
 //! unfinished jobs of `orderby=end_time`, and with pages cut short by the byte budget.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use asyncstatus_domain::{JobStatus, JobUpdate, ListParams, ListQuery, OrderBy, SortOrder};
-use asyncstatus_persistence::testing::TestDatabase;
+use asyncstatus_domain::{JobStatus, ListParams, ListQuery, OrderBy, SortOrder};
+use asyncstatus_persistence::testing::{finish_job, TestDatabase};
 use asyncstatus_persistence::{Backend, Store};
 use chrono::{DateTime, Duration, Utc};
 
@@ -24,14 +24,9 @@ fn seed(store: &Store) {
         } else {
             JobStatus::Failed
         };
-        let update = JobUpdate {
-            status,
-            message: None,
-            progress: None,
-        };
         // Finished in an order other than their ids'.
         let at = t0 + Duration::seconds(100 + (40 - i) / 3);
-        store.update_job(job.id, &update, at).unwrap();
+        finish_job(store, job.id, status, at);
     }
 }
 

@@ -364,7 +364,8 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
 /// `summary.count` equals the jobs listed in the same snapshot, and after the last fold the
 /// counters alone hold every difference.
 fn counts_stay_exact_while_folding(backend: Backend) {
-    use asyncstatus_domain::{JobStatus, JobUpdate, ListQuery};
+    use asyncstatus_domain::{JobStatus, ListQuery};
+    use asyncstatus_persistence::testing::finish_job;
     use std::sync::atomic::{AtomicBool, Ordering};
     let Some((db, store)) = migrated(backend) else {
         return;
@@ -386,12 +387,7 @@ fn counts_stay_exact_while_folding(backend: Backend) {
                             } else {
                                 JobStatus::Failed
                             };
-                            let update = JobUpdate {
-                                status,
-                                message: None,
-                                progress: None,
-                            };
-                            store.update_job(job.id, &update, now_micros()).unwrap();
+                            finish_job(store, job.id, status, now_micros());
                         }
                     }
                 })
