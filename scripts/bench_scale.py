@@ -32,8 +32,8 @@ seeded pending jobs stay fresh however long the run takes):
 
 SCALE_JOBS (default 10 000 000 on PostgreSQL, 1 000 000 on SQLite), SCALE_STALE (100 000),
 SCALE_EXPIRED (1 000 000), SCALE_SAMPLES (50), SCALE_RUNS (3: the throughput and counter
-figures are medians of that many alternating runs; two were a mean, swung 5-20 % by one
-outlier), BENCH_DURATION (15), BENCH_CONNECTIONS (32).
+figures are medians of that many alternating runs, so one outlier run does not move them),
+BENCH_DURATION (15), BENCH_CONNECTIONS (32).
 
 Written in Python rather than bash because it parses JSON answers and keeps many figures; it
 starts its own processes and stops them on any exit.

@@ -17,9 +17,9 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use crate::{Backend, DatabaseUrl};
 
-/// Finishes job `id` with `status` at `at`, as a producer's update with neither message nor
-/// progress; panics when the store refuses.
-pub fn finish_job(
+/// A producer's update of job `id` to `status` at `at`, with neither message nor progress (a
+/// heartbeat when `status` is `PENDING`, else the job's finish); panics when the store refuses.
+pub fn set_job_status(
     store: &crate::Store,
     id: i64,
     status: asyncstatus_domain::JobStatus,
@@ -32,7 +32,7 @@ pub fn finish_job(
     };
     store
         .update_job(id, &update, at)
-        .expect("finishing a test job");
+        .expect("updating a test job");
 }
 
 /// Runs a sweep's `batch` (`Store::fail_stale_batch`, `Store::purge_finished_batch`) until it

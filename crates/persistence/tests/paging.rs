@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use asyncstatus_domain::{JobStatus, ListParams, ListQuery, OrderBy, SortOrder};
-use asyncstatus_persistence::testing::{finish_job, TestDatabase};
+use asyncstatus_persistence::testing::{set_job_status, TestDatabase};
 use asyncstatus_persistence::{Backend, Store};
 use chrono::{DateTime, Duration, Utc};
 
@@ -26,7 +26,7 @@ fn seed(store: &Store) {
         };
         // Finished in an order other than their ids'.
         let at = t0 + Duration::seconds(100 + (40 - i) / 3);
-        finish_job(store, job.id, status, at);
+        set_job_status(store, job.id, status, at);
     }
 }
 

@@ -246,7 +246,8 @@ fn postgres_names_conflict_and_unknown_roles_are_not_found() {
 /// keep: after creates, heartbeats, finishes, a delete, the stale sweep and the purge they
 /// equal what counting the table gives.
 fn counts_stay_exact_through_every_change(backend: Backend) {
-    use asyncstatus_domain::{JobStatus, JobUpdate, ListQuery};
+    use asyncstatus_domain::{JobStatus, ListQuery};
+    use asyncstatus_persistence::testing::set_job_status;
     let Some((db, store)) = migrated(backend) else {
         return;
     };
@@ -254,19 +255,7 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
     let ids: Vec<i64> = (0..12)
         .map(|i| store.create_job(Some(&format!("job {i}")), t0).unwrap().id)
         .collect();
-    let update = |id: i64, status: JobStatus| {
-        store
-            .update_job(
-                id,
-                &JobUpdate {
-                    status,
-                    message: None,
-                    progress: None,
-                },
-                now_micros(),
-            )
-            .unwrap();
-    };
+    let update = |id: i64, status: JobStatus| set_job_status(&store, id, status, now_micros());
     update(ids[0], JobStatus::Pending); // a heartbeat changes no count
     for id in &ids[1..5] {
         update(*id, JobStatus::Succeeded);
@@ -365,7 +354,7 @@ fn counts_stay_exact_through_every_change(backend: Backend) {
 /// counters alone hold every difference.
 fn counts_stay_exact_while_folding(backend: Backend) {
     use asyncstatus_domain::{JobStatus, ListQuery};
-    use asyncstatus_persistence::testing::finish_job;
+    use asyncstatus_persistence::testing::set_job_status;
     use std::sync::atomic::{AtomicBool, Ordering};
     let Some((db, store)) = migrated(backend) else {
         return;
@@ -387,7 +376,7 @@ fn counts_stay_exact_while_folding(backend: Backend) {
                             } else {
                                 JobStatus::Failed
                             };
-                            finish_job(store, job.id, status, now_micros());
+                            set_job_status(store, job.id, status, now_micros());
                         }
                     }
                 })

@@ -3,8 +3,8 @@
 //! leaving the counts exact and the jobs not due alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use asyncstatus_domain::{JobStatus, JobUpdate};
-use asyncstatus_persistence::testing::TestDatabase;
+use asyncstatus_domain::JobStatus;
+use asyncstatus_persistence::testing::{set_job_status, TestDatabase};
 use asyncstatus_persistence::{Backend, SweepBatch, PURGE_BATCH, REAP_BATCH};
 use chrono::{DateTime, Duration, Utc};
 
@@ -32,20 +32,15 @@ fn sweeps_go_in_bounded_batches(backend: Backend) {
     for _ in 0..stale {
         store.create_job(Some("stale"), old).unwrap();
     }
-    let done = JobUpdate {
-        status: JobStatus::Succeeded,
-        message: None,
-        progress: None,
-    };
     for _ in 0..expired {
         let job = store.create_job(None, old).unwrap();
-        store.update_job(job.id, &done, old).unwrap();
+        set_job_status(&store, job.id, JobStatus::Succeeded, old);
     }
     // Not due: recent, pending and finished.
     let recent = cutoff + Duration::days(1);
     let pending = store.create_job(Some("alive"), recent).unwrap();
     let kept = store.create_job(None, recent).unwrap();
-    store.update_job(kept.id, &done, recent).unwrap();
+    set_job_status(&store, kept.id, JobStatus::Succeeded, recent);
 
     let now = recent + Duration::hours(1);
     let reaped = batches(|| store.fail_stale_batch(cutoff, now).unwrap());

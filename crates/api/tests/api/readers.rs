@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use asyncstatus_domain::{JobStatus, JobUpdate};
+use asyncstatus_domain::JobStatus;
+use asyncstatus_persistence::testing::set_job_status;
 use asyncstatus_persistence::{now_micros, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -29,19 +30,8 @@ async fn ids(app: &TestApp, query: &str) -> (Vec<i64>, i64) {
 }
 
 async fn finish(app: &TestApp, id: i64, status: JobStatus, at: chrono::DateTime<chrono::Utc>) {
-    app.with_store(move |s| {
-        s.update_job(
-            id,
-            &JobUpdate {
-                status,
-                message: None,
-                progress: None,
-            },
-            at,
-        )
-    })
-    .await
-    .unwrap();
+    app.with_store(move |s| set_job_status(s, id, status, at))
+        .await;
 }
 
 async fn the_list_filters_orders_pages_and_counts(backend: Backend) {
