@@ -27,8 +27,9 @@ seeded pending jobs stay fresh however long the run takes):
    each, alternating. With no such trigger it says so.
 5. The sweep: 100 000 stale PENDING jobs (no heartbeat for a day) and 1 000 000 finished jobs
    past retention are added in one transaction while the service runs with
-   `jobs.reaper_interval = 1s`; wrk measures `GET` in windows of 5 s until both are gone; the
-   sweep's duration, and the worst window's p99 against a window measured just before.
+   `jobs.reaper_interval = 1s`, then checkpointed (so the sweep does not pay for writing out
+   the seed); wrk measures `GET` in windows of 5 s until both are gone; the sweep's duration,
+   and the worst window's p99 against the worst of 3 windows measured just before.
 
 SCALE_JOBS (default 10 000 000 on PostgreSQL, 1 000 000 on SQLite), SCALE_STALE (100 000),
 SCALE_EXPIRED (1 000 000), SCALE_SAMPLES (50), SCALE_RUNS (3: the throughput and counter
@@ -75,6 +76,9 @@ METRICS_P99_MS = 10.0
 THROUGHPUT_RATIO = 0.9
 COUNTER_COST = 0.10
 SWEEP_P99_RATIO = 2.0
+# The sweep's worst 5 s window is compared with the worst of this many windows just before it
+# (after a 3 s warm-up), not with a single one.
+BASELINE_WINDOWS = 3
 
 
 def log(message):
@@ -165,6 +169,10 @@ COMMIT;
     def analyze(self):
         self.sql("ANALYZE")
 
+    def checkpoint(self):
+        """Writes the seed's pages out now, so that the service's sweep does not pay for them."""
+        self.sql("CHECKPOINT")
+
     def notify_triggers(self):
         rows = self.sql("SELECT tgname FROM pg_trigger WHERE tgrelid = 'async_status'::regclass "
                         "AND NOT tgisinternal AND tgname LIKE '%notify%'")
@@ -248,6 +256,11 @@ class Sqlite:
 
     def analyze(self):
         self.sql("ANALYZE")
+
+    def checkpoint(self):
+        """Moves the seed's WAL into the database file now (one bulk transaction from another
+        process leaves it whole), so that the service's first commit does not checkpoint it."""
+        self.sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def wait_folded(self):
         """SQLite's triggers update the counters themselves: nothing to wait for."""
@@ -530,12 +543,15 @@ def sweep_phase(db, password, tmp, jobs, emit):
     service = Service(db, password, tmp, f"{db.backend}-sweep",
                       {"ASYNCSTATUS__JOBS__REAPER_INTERVAL": "1s"})
     try:
-        baseline = wrk(service, "job", jobs, service.token, duration=5)
+        wrk(service, "job", jobs, service.token, duration=3)
+        baselines = [wrk(service, "job", jobs, service.token, duration=5)
+                     for _ in range(BASELINE_WINDOWS)]
         first = db.scalar("SELECT max(id) FROM async_status") + 1
         log(f"adding {STALE} stale and {EXPIRED} expired jobs")
         db.seed(first, first + STALE - 1, STALE, status="PENDING", stamp_days=1)
         db.seed(first + STALE, first + STALE + EXPIRED - 1, EXPIRED, status="SUCCEEDED",
                 stamp_days=40)
+        db.checkpoint()
         started = time.monotonic()
         # Two index probes (status, id) and (id), not a count of what is left: the watcher
         # must not load the machine whose latency is measured.
@@ -566,7 +582,7 @@ def sweep_phase(db, password, tmp, jobs, emit):
         watcher.join()
         seconds = finished_at[0] - started if finished_at else None
         emit("sweep", stale=STALE, expired=EXPIRED, seconds=seconds,
-             baseline_p99_us=baseline["p99_us"],
+             baseline_p99_us=max(w["p99_us"] for w in baselines),
              window_p99_us=[w["p99_us"] for w in windows],
              errors=sum(w["errors"] for w in windows))
     finally:
@@ -710,8 +726,9 @@ def report(results_path):
             took = (f"{sweep['seconds']:.1f} s" if sweep["seconds"] is not None
                     else "did not finish within 900 s")
             lines.append(f"sweep of {sweep['stale']:,} stale + {sweep['expired']:,} expired jobs: "
-                         f"{took}; GET p99 {sweep['baseline_p99_us'] / 1000:.2f} ms before, worst "
-                         f"5 s window during {worst / 1000:.2f} ms ({len(sweep['window_p99_us'])} "
+                         f"{took}; GET p99 {sweep['baseline_p99_us'] / 1000:.2f} ms before "
+                         f"(worst of {BASELINE_WINDOWS} windows of 5 s), worst 5 s window during "
+                         f"{worst / 1000:.2f} ms ({len(sweep['window_p99_us'])} "
                          f"windows): ratio {ratio:.2f} (<= {SWEEP_P99_RATIO:g}: "
                          f"{verdict(ratio <= SWEEP_P99_RATIO)}); errors {sweep['errors']:.0f}")
         seed = next((r for r in mine if r["kind"] == "seed"), None)
