@@ -24,7 +24,7 @@ mod users;
 pub use changes::{Change, ChangeListener, LISTEN_POLL};
 pub use error::StoreError;
 pub use jobs::{
-    CancelOutcome, CreateOutcome, Overdue, Page, SweepBatch, UpdateOutcome, PURGE_BATCH, REAP_BATCH,
+    purge_batch, reap_batch, CancelOutcome, CreateOutcome, Overdue, Page, SweepBatch, UpdateOutcome,
 };
 pub use migrations::{MIGRATION_LOCK_ID, MIGRATION_LOCK_TIMEOUT, OWN_SCHEMA};
 pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState};

@@ -5,7 +5,7 @@
 
 use asyncstatus_domain::JobStatus;
 use asyncstatus_persistence::testing::{set_job_status, TestDatabase};
-use asyncstatus_persistence::{Backend, SweepBatch, PURGE_BATCH, REAP_BATCH};
+use asyncstatus_persistence::{purge_batch, reap_batch, Backend, SweepBatch};
 use chrono::{DateTime, Duration, Utc};
 
 /// How many jobs each batch changed, calling `batch` until one says it was the last.
@@ -27,8 +27,9 @@ fn sweeps_go_in_bounded_batches(backend: Backend) {
     let store = db.migrated_store();
     let old: DateTime<Utc> = "2020-01-01T00:00:00Z".parse().unwrap();
     let cutoff = old + Duration::days(1);
-    let stale = REAP_BATCH as usize * 2 + 7;
-    let expired = PURGE_BATCH as usize * 2 + 3;
+    let (reap, purge) = (reap_batch(backend) as usize, purge_batch(backend) as usize);
+    let stale = reap * 2 + 7;
+    let expired = purge * 2 + 3;
     for _ in 0..stale {
         store.create_job(Some("stale"), old).unwrap();
     }
@@ -44,9 +45,9 @@ fn sweeps_go_in_bounded_batches(backend: Backend) {
 
     let now = recent + Duration::hours(1);
     let reaped = batches(|| store.fail_stale_batch(cutoff, now).unwrap());
-    assert_eq!(reaped, [500, 500, 7]);
+    assert_eq!(reaped, [reap, reap, 7]);
     let purged = batches(|| store.purge_finished_batch(cutoff).unwrap());
-    assert_eq!(purged, [1000, 1000, 3]);
+    assert_eq!(purged, [purge, purge, 3]);
     // The reaped jobs were failed now, so the purge kept them; the recent ones are untouched.
     assert_eq!(
         store.count_jobs_by_status().unwrap(),
