@@ -1,15 +1,17 @@
 //! Coalesced job reads. `GET async_status/{id}` is the hot path: every poller asks for its job,
 //! again and again. Instead of one database round trip (and one thread hop) per request, the
-//! requests that arrive while a lookup is in flight wait together and go as the next single
+//! requests that arrive while lookups are in flight wait together and go as the next single
 //! lookup of all their ids (one prepared `id = ANY($1)` on PostgreSQL). Under light load a
 //! lookup holds one id, so nothing waits longer than one lookup; under load the hop and the
-//! round trip are shared.
+//! round trip are shared. [`DRAINS`] lookups may be in flight at once, so one that is slow (its
+//! thread or its database backend waiting for the CPU behind a sweep batch) does not hold up
+//! every read behind it.
 //!
 //! Read-your-writes holds: a request waits for a lookup that *starts* after it was queued, so
 //! it sees every change acknowledged before it was made.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use asyncstatus_domain::AsyncStatus;
@@ -40,15 +42,15 @@ type Answer<J> = oneshot::Sender<Result<Option<J>, ApiError>>;
 /// The queue of job reads waiting for the next lookup.
 pub struct JobReads<J = AsyncStatus> {
     queue: Mutex<Vec<(i64, Answer<J>)>>,
-    /// True while a task is draining the queue.
-    draining: AtomicBool,
+    /// Tasks draining the queue now (at most [`DRAINS`]).
+    drains: AtomicUsize,
 }
 
 impl<J> Default for JobReads<J> {
     fn default() -> Self {
         JobReads {
             queue: Mutex::default(),
-            draining: AtomicBool::default(),
+            drains: AtomicUsize::new(0),
         }
     }
 }
@@ -66,6 +68,27 @@ impl<J: Job> JobReads<J> {
     }
 }
 
+impl<J> JobReads<J> {
+    /// Takes one of the [`DRAINS`] drain slots; false when all are taken.
+    fn claim_drain(&self) -> bool {
+        self.drains
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < DRAINS).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release_drain(&self) {
+        self.drains.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Lookups in flight at once. Two rather than one: with one, every read waited for whatever
+/// delayed the single lookup; on PostgreSQL the GET p99 during a sweep went from 2.4x to 1.8x
+/// the one without (the sweep of 350 000 jobs beside 200 000, wrk with 32 connections), with the
+/// same throughput without a sweep.
+const DRAINS: usize = 2;
+
 impl<J: Job> JobReads<J> {
     /// The job `id`, read together with the other reads waiting now; `lookup` reads a batch.
     pub async fn job<L, F>(self: &Arc<Self>, id: i64, lookup: L) -> Result<Option<J>, ApiError>
@@ -78,7 +101,7 @@ impl<J: Job> JobReads<J> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((id, answer));
-        if !self.draining.swap(true, Ordering::AcqRel) {
+        if self.claim_drain() {
             actix_web::rt::spawn(drain(self.clone(), lookup));
         }
         answered
@@ -87,8 +110,8 @@ impl<J: Job> JobReads<J> {
     }
 }
 
-/// Clears `draining` if the drain task is dropped mid-batch (its worker stopped), so that the
-/// next read starts another drain instead of queueing behind one that no longer runs. The
+/// Gives back the drain's slot if the drain task is dropped mid-batch (its worker stopped), so
+/// that the next read starts another drain instead of queueing behind one that no longer runs. The
 /// reads of the dropped batch get an error at once: their answers' senders are dropped.
 struct DrainGuard<'a, J> {
     reads: &'a JobReads<J>,
@@ -98,7 +121,7 @@ struct DrainGuard<'a, J> {
 impl<J> Drop for DrainGuard<'_, J> {
     fn drop(&mut self) {
         if self.armed {
-            self.reads.draining.store(false, Ordering::Release);
+            self.reads.release_drain();
         }
     }
 }
@@ -114,10 +137,10 @@ where
     loop {
         let batch = reads.take();
         if batch.is_empty() {
-            reads.draining.store(false, Ordering::Release);
-            // A read queued between the take and the store found us still draining: take it
+            reads.release_drain();
+            // A read queued between the take and the release found every slot taken: take it
             // (unless another drain started for it).
-            if reads.is_empty() || reads.draining.swap(true, Ordering::AcqRel) {
+            if reads.is_empty() || !reads.claim_drain() {
                 guard.armed = false;
                 return;
             }
@@ -145,20 +168,25 @@ mod tests {
     #[test]
     fn a_dropped_drain_lets_the_next_read_start_another() {
         let reads = JobReads::<AsyncStatus>::default();
-        reads.draining.store(true, Ordering::Release);
+        for _ in 0..DRAINS {
+            assert!(reads.claim_drain());
+        }
+        assert!(!reads.claim_drain(), "at most DRAINS drains at once");
         drop(DrainGuard {
             reads: &reads,
             armed: true,
         });
-        assert!(!reads.draining.load(Ordering::Acquire));
-        reads.draining.store(true, Ordering::Release);
+        assert!(
+            reads.claim_drain(),
+            "the dropped drain's slot is free again"
+        );
         drop(DrainGuard {
             reads: &reads,
             armed: false,
         });
         assert!(
-            reads.draining.load(Ordering::Acquire),
-            "a finished drain leaves the flag alone"
+            !reads.claim_drain(),
+            "a finished drain (disarmed: it gave its slot back itself) leaves the count alone"
         );
     }
 }
