@@ -76,14 +76,34 @@ fn fds(pid: u32) -> usize {
         .count()
 }
 
-/// How many of process `pid`'s open files are sockets: what a connection holds. SQLite's
-/// own files come and go with its connections and checkpoints, so the whole count moves by
-/// one or two on its own.
-fn sockets(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
+/// How many of the connections from the local `ports` to the service's `port` process `pid`
+/// still holds open: the sockets of `/proc/<pid>/net/tcp` between those ports whose inode is
+/// one of the process's descriptors. Exact, where counting every socket of the process would
+/// count its database connections and keep-alive clients too, which come and go.
+fn connections_held(pid: u32, port: u16, ports: &std::collections::HashSet<u16>) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
+        .collect();
+    let port_of = |address: &str| {
+        let hex = address.rsplit(':').next().unwrap();
+        u16::from_str_radix(hex, 16).unwrap()
+    };
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            port_of(fields[1]) == port
+                && ports.contains(&port_of(fields[2]))
+                && inodes.contains(fields[9])
+        })
         .count()
 }
 
@@ -177,33 +197,39 @@ async fn hung_up_long_polls_release_their_fds_within_a_second(backend: Backend) 
     let metrics = reqwest::Client::new();
     let (token, id) = admin_token_and_job(&metrics, &served.base).await;
     assert_eq!(waiters_metric(&metrics, &served.base).await, 0);
-    let before = sockets(pid);
     const N: usize = 200;
     let mut polls = Vec::with_capacity(N);
     for _ in 0..N {
         polls.push(raw_long_poll(served.port, &token, id).await);
     }
+    let ports: std::collections::HashSet<u16> = polls
+        .iter()
+        .map(|poll| poll.local_addr().unwrap().port())
+        .collect();
     within(Duration::from_secs(20), "every waiter parked", || async {
         waiters_metric(&metrics, &served.base).await == N as u64
     })
     .await;
-    let waiting = sockets(pid);
-    assert!(
-        waiting >= before + N,
-        "{N} waiters hold {waiting} sockets, {before} before"
+    let waiting = connections_held(pid, served.port, &ports);
+    assert_eq!(
+        waiting, N,
+        "{N} waiters hold {waiting} of their connections"
     );
     drop(polls);
     let hung_up = Instant::now();
-    while sockets(pid) > before + 20 && hung_up.elapsed() < Duration::from_secs(1) {
+    while connections_held(pid, served.port, &ports) > 20
+        && hung_up.elapsed() < Duration::from_secs(1)
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (after, took) = (sockets(pid), hung_up.elapsed());
-    eprintln!(
-        "sockets: {before} before, {waiting} with {N} waiters, {after} {took:?} after the hang-up"
+    let (after, took) = (
+        connections_held(pid, served.port, &ports),
+        hung_up.elapsed(),
     );
+    eprintln!("connections: {waiting} with {N} waiters, {after} {took:?} after the hang-up");
     assert!(
-        after <= before + 20,
-        "the waiters' sockets are not released within 1 s: {after} open, {before} before"
+        after <= 20,
+        "the waiters' connections are not released within 1 s: {after} of {N} still open"
     );
     within(
         Duration::from_secs(1),
