@@ -24,7 +24,8 @@ mod users;
 pub use changes::{Change, ChangeListener, LISTEN_POLL};
 pub use error::StoreError;
 pub use jobs::{
-    purge_batch, reap_batch, CancelOutcome, CreateOutcome, Overdue, Page, SweepBatch, UpdateOutcome,
+    purge_batch, reap_batch, CancelOutcome, CreateOutcome, Overdue, Page, SweepBatch,
+    UpdateOutcome, DELTA_SETTLED_BYTES,
 };
 pub use migrations::{MIGRATION_LOCK_ID, MIGRATION_LOCK_TIMEOUT, OWN_SCHEMA};
 pub use pool::{Backend, DatabaseUrl, PoolOptions, PoolState};
