@@ -76,10 +76,10 @@ fn fds(pid: u32) -> usize {
         .count()
 }
 
-/// How many of the connections from the local `ports` to the service's `port` process `pid`
-/// still holds open: the sockets of `/proc/<pid>/net/tcp` between those ports whose inode is
-/// one of the process's descriptors. Exact, where counting every socket of the process would
-/// count its database connections and keep-alive clients too, which come and go.
+/// How many of the connections from `127.0.0.1` at `ports` to the service's `port` process
+/// `pid` still holds open: the sockets of `/proc/<pid>/net/tcp` between those addresses whose
+/// inode is one of the process's descriptors. Exact, where counting every socket of the process
+/// would count its database connections and keep-alive clients too, which come and go.
 fn connections_held(pid: u32, port: u16, ports: &std::collections::HashSet<u16>) -> usize {
     let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -90,21 +90,27 @@ fn connections_held(pid: u32, port: u16, ports: &std::collections::HashSet<u16>)
             Some(inode.to_owned())
         })
         .collect();
-    let port_of = |address: &str| {
-        let hex = address.rsplit(':').next().unwrap();
-        u16::from_str_radix(hex, 16).unwrap()
+    // Addresses as the kernel writes them: "0100007F:1F90" is 127.0.0.1:8080.
+    let loopback_port = |address: &str| {
+        let (ip, hex) = address.split_once(':').unwrap();
+        (ip == "0100007F").then(|| u16::from_str_radix(hex, 16).unwrap())
     };
-    ["tcp", "tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
-        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
-        .filter(|line| {
+    // The kernel writes the table in pieces while other tests' connections come and go, so
+    // one reading may show a socket twice or miss one: the distinct inodes of two readings.
+    let mut held = std::collections::HashSet::new();
+    for _ in 0..2 {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+        for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            port_of(fields[1]) == port
-                && ports.contains(&port_of(fields[2]))
+            if loopback_port(fields[1]) == Some(port)
+                && loopback_port(fields[2]).is_some_and(|p| ports.contains(&p))
                 && inodes.contains(fields[9])
-        })
-        .count()
+            {
+                held.insert(fields[9].to_owned());
+            }
+        }
+    }
+    held.len()
 }
 
 /// The soft and hard open-file limits of process `pid` (`unlimited` as `u64::MAX`).
