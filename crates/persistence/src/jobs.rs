@@ -519,9 +519,10 @@ impl<Q, ST> RunQueryDsl<DbConn> for Explain<Q, ST> {}
 
 /// Stale jobs failed per transaction by the reaper on `backend`. On SQLite a batch runs on one
 /// of the service's own threads and competes with the requests for the CPU, so it is short
-/// (about a millisecond): each request waits behind at most that much of it. On PostgreSQL the
-/// server does the work and a batch costs mostly its round trips and commit, so it is larger.
-/// Measured with `make bench-scale` (the sweep's GET p99 against the one without it).
+/// (a few milliseconds, where 500 took 30-70): each request waits behind at most that much of
+/// it. On PostgreSQL the server does the work and a batch costs mostly its round trips and
+/// commit, so it is larger. Measured with `make bench-scale` (the sweep's GET p99 against the
+/// one without it).
 pub const fn reap_batch(backend: Backend) -> i64 {
     match backend {
         Backend::Postgres => 500,
